@@ -1,0 +1,65 @@
+//! Timestamps as the API shows them: RFC 3339 in UTC, milliseconds when they
+//! are not zero (`2026-11-23T20:00:00Z`, `2026-11-23T20:00:00.250Z`).
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Formats Unix milliseconds.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(secs) else {
+        return String::new();
+    };
+    let base = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if millis == 0 {
+        format!("{base}Z")
+    } else {
+        format!("{base}.{millis:03}Z")
+    }
+}
+
+/// Parses an RFC 3339 timestamp (any offset) into Unix milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The local clock in Unix milliseconds (only for display and token `iat`
+/// checks; queue order and expiry use Redis's clock).
+pub fn now_ms() -> i64 {
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    (nanos / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_in_utc_with_optional_millis() {
+        assert_eq!(format_ms(1_795_464_000_000), "2026-11-23T20:00:00Z");
+        assert_eq!(format_ms(1_795_464_000_250), "2026-11-23T20:00:00.250Z");
+    }
+
+    #[test]
+    fn parses_any_offset() {
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-23T20:00:00Z"),
+            Some(1_795_464_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-23T21:00:00.5+01:00"),
+            Some(1_795_464_000_500)
+        );
+        assert_eq!(parse_rfc3339_ms("2026-11-23 20:00"), None);
+    }
+}

@@ -1,0 +1,363 @@
+//! The whole configuration of the `admission` binary: one clap struct, every
+//! field settable by flag or environment variable and documented by `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+
+/// Virtual waiting room and admission service.
+///
+/// Admits fans up to a capacity, queues the rest fairly and pushes each one's
+/// live position over WebSocket. State lives in Redis (standalone or cluster,
+/// optionally TLS). Every setting is a flag or an environment variable.
+///
+/// Other commands: `admission keygen [--out FILE]` writes a new P-256 signing
+/// key (PKCS#8 PEM) for TOKEN_KEYS.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "admission", version, max_term_width = 100)]
+pub struct Config {
+    /// Address and port to serve HTTP and WebSocket on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Standalone Redis, `redis://host:port` or `rediss://host:port` (TLS).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Comma-separated Redis Cluster node URLs (`redis://` or `rediss://`).
+    /// When set, the service runs in cluster mode and REDIS_URL is ignored.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
+
+    /// PEM file of CA certificates trusted for `rediss://`, besides the
+    /// system roots.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// Number of multiplexed Redis connections (per node in cluster mode).
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub redis_pool_size: u16,
+
+    /// Milliseconds a Redis command may take before the request fails with
+    /// 503 instead of hanging.
+    #[arg(long, env = "REDIS_COMMAND_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub redis_command_timeout_ms: u64,
+
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    /// May not contain `{` or `}` (they would break the per-event hash tag).
+    #[arg(long, env = "KEY_PREFIX", default_value = "")]
+    pub key_prefix: String,
+
+    /// Comma-separated bearer tokens accepted on the admin API. Any of them is
+    /// accepted, so a new one can be rolled out before the old one is removed.
+    #[arg(
+        long,
+        env = "ADMIN_TOKEN",
+        value_delimiter = ',',
+        required = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Vec<String>,
+
+    /// Comma-separated `kid:path` pairs of P-256 private keys (PKCS#8 PEM)
+    /// for admission tokens. The first one signs; all of them verify and are
+    /// published at /.well-known/jwks.json.
+    #[arg(long, env = "TOKEN_KEYS", value_delimiter = ',', required = true)]
+    pub token_keys: Vec<KeySpec>,
+
+    /// Comma-separated `kid:path` pairs of P-256 public keys (SPKI PEM) that
+    /// verify identity tokens (ES256 JWTs signed by the ticketing site) for
+    /// events with `require_identity`.
+    #[arg(long, env = "IDENTITY_KEYS", value_delimiter = ',')]
+    pub identity_keys: Vec<KeySpec>,
+
+    /// Comma-separated CIDRs of proxies (load balancers) whose
+    /// `X-Forwarded-For` header is believed when finding a client's address.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Name of this replica in Redis (replica heartbeats, shuffle lock).
+    /// Default: hostname and process id.
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    /// Milliseconds between two runs of this replica's admission loop for
+    /// each event.
+    #[arg(long, env = "ADMISSION_TICK_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(10..=5_000))]
+    pub admission_tick_ms: u64,
+
+    /// Log format: `json` (one JSON object per line) or `text`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A `kid:path` pair naming a key file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub kid: String,
+    pub path: PathBuf,
+}
+
+impl FromStr for KeySpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kid, path) = s
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not of the form kid:path"))?;
+        let valid_kid = !kid.is_empty()
+            && kid.len() <= 64
+            && kid
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid_kid {
+            return Err(format!(
+                "key id `{kid}` must be 1-64 characters of [A-Za-z0-9._-]"
+            ));
+        }
+        if path.is_empty() {
+            return Err(format!("key `{kid}` has an empty path"));
+        }
+        Ok(KeySpec {
+            kid: kid.to_string(),
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// Where Redis is, as the service will connect to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    Standalone(String),
+    Cluster(Vec<String>),
+}
+
+impl Config {
+    /// Checks what clap cannot: cross-field rules and the shape of values.
+    /// Files are read later, by the parts that use them.
+    pub fn validate(&self) -> Result<(), String> {
+        self.redis_target()?;
+        if self.key_prefix.contains(['{', '}']) {
+            return Err("KEY_PREFIX may not contain `{` or `}`".into());
+        }
+        if self.key_prefix.len() > 64 {
+            return Err("KEY_PREFIX may be at most 64 characters".into());
+        }
+        if self.admin_tokens().is_empty() {
+            return Err("ADMIN_TOKEN must name at least one non-empty token".into());
+        }
+        if self.admin_tokens().iter().any(|t| t.len() < 16) {
+            return Err("every ADMIN_TOKEN must be at least 16 characters".into());
+        }
+        if self.token_keys.is_empty() {
+            return Err("TOKEN_KEYS must name at least one kid:path".into());
+        }
+        if let Some(id) = &self.replica_id {
+            if id.is_empty() || id.len() > 128 || id.contains(char::is_whitespace) {
+                return Err("REPLICA_ID must be 1-128 characters without spaces".into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn redis_target(&self) -> Result<RedisTarget, String> {
+        let nodes: Vec<String> = self
+            .redis_cluster_nodes
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let check = |url: &str, var: &str| -> Result<(), String> {
+            if url.starts_with("redis://") || url.starts_with("rediss://") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{var}: `{}` must start with redis:// or rediss://",
+                    redact_url(url)
+                ))
+            }
+        };
+        if !nodes.is_empty() {
+            for n in &nodes {
+                check(n, "REDIS_CLUSTER_NODES")?;
+            }
+            return Ok(RedisTarget::Cluster(nodes));
+        }
+        match self.redis_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                check(url, "REDIS_URL")?;
+                Ok(RedisTarget::Standalone(url.to_string()))
+            }
+            _ => Err("set REDIS_URL (standalone) or REDIS_CLUSTER_NODES (cluster)".into()),
+        }
+    }
+
+    pub fn admin_tokens(&self) -> Vec<&str> {
+        self.admin_token
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    pub fn replica_id(&self) -> String {
+        self.replica_id.clone().unwrap_or_else(|| {
+            let host = gethostname::gethostname().to_string_lossy().into_owned();
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    pub fn redis_command_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_command_timeout_ms)
+    }
+}
+
+/// Hides a password in a Redis URL so that it can be printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Turns a clap error into the one line the service prints before exiting
+/// with code 2.
+pub fn one_line_error(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let text = rendered.split("\nUsage:").next().unwrap_or(&rendered);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.trim_start_matches("error:").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let mut argv = vec!["admission"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv)
+    }
+
+    const BASE: &[&str] = &[
+        "--admin-token",
+        "0123456789abcdef0123",
+        "--token-keys",
+        "k1:/tmp/k1.pem",
+        "--redis-url",
+        "redis://127.0.0.1:6379",
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.key_prefix, "");
+        assert_eq!(c.redis_pool_size, 4);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn cluster_nodes_win_over_url() {
+        let mut args = BASE.to_vec();
+        args.extend(["--redis-cluster-nodes", "redis://a:1,rediss://b:2"]);
+        let c = parse(&args).unwrap();
+        assert_eq!(
+            c.redis_target().unwrap(),
+            RedisTarget::Cluster(vec!["redis://a:1".into(), "rediss://b:2".into()])
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let mut args = BASE.to_vec();
+        args.extend(["--key-prefix", "a{b"]);
+        assert!(parse(&args)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .contains("KEY_PREFIX"));
+
+        let args = [
+            "--admin-token",
+            "short",
+            "--token-keys",
+            "k:/x",
+            "--redis-url",
+            "redis://x",
+        ];
+        assert!(parse(&args)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .contains("ADMIN_TOKEN"));
+
+        let args = ["--admin-token", "0123456789abcdef", "--token-keys", "k:/x"];
+        assert!(parse(&args)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .contains("REDIS_URL"));
+
+        let args = [
+            "--admin-token",
+            "0123456789abcdef",
+            "--token-keys",
+            "k:/x",
+            "--redis-url",
+            "http://x",
+        ];
+        assert!(parse(&args)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .contains("redis://"));
+    }
+
+    #[test]
+    fn key_specs_parse() {
+        assert_eq!(
+            "main:/etc/keys/a.pem".parse::<KeySpec>().unwrap(),
+            KeySpec {
+                kid: "main".into(),
+                path: "/etc/keys/a.pem".into()
+            }
+        );
+        assert!("nocolon".parse::<KeySpec>().is_err());
+        assert!("bad kid:/x".parse::<KeySpec>().is_err());
+        assert!("k:".parse::<KeySpec>().is_err());
+    }
+
+    #[test]
+    fn missing_required_setting_is_one_line() {
+        let err = parse(&["--redis-url", "redis://x"]).unwrap_err();
+        let line = one_line_error(&err);
+        assert!(!line.contains('\n'));
+        assert!(line.contains("--admin-token"), "{line}");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("rediss://user:pw@host:6379"),
+            "rediss://***@host:6379"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,105 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use admission::config::{one_line_error, LogFormat};
+use admission::{server, Application, Config};
+use clap::Parser;
+
+/// Writes a new P-256 key for TOKEN_KEYS (PKCS#8 PEM) and its public half.
+#[derive(Parser)]
+#[command(name = "admission keygen")]
+struct Keygen {
+    /// File for the private key (mode 0600); the public key goes to FILE.pub.
+    /// Without it, the private key is printed.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn keygen(args: Vec<String>) -> ExitCode {
+    let k = match Keygen::try_parse_from(args) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match k.out {
+        Some(path) => match admission::token::write_key_pair(&path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("admission: cannot write {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            print!("{}", admission::token::generate_key_pair().0);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("keygen") {
+        return keygen(args[1..].to_vec());
+    }
+    let config = match Config::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("admission: {}", one_line_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(msg) = config.validate() {
+        eprintln!("admission: {msg}");
+        return ExitCode::from(2);
+    }
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("admission: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let app = match Application::build(config).await {
+            Ok(app) => app,
+            Err(msg) => {
+                eprintln!("admission: {msg}");
+                return ExitCode::from(2);
+            }
+        };
+        match app.run_until(server::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("admission: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,0 +1,210 @@
+//! Prometheus metrics served at `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Cheap to clone; every clone records into the same registry.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    http_duration: HistogramVec,
+    http_total: IntCounterVec,
+    redis_duration: HistogramVec,
+    queue_length: IntGaugeVec,
+    active_sessions: IntGaugeVec,
+    capacity: IntGaugeVec,
+    admitted_total: IntCounterVec,
+    last_admit: GaugeVec,
+    loop_errors: IntCounterVec,
+    websockets: IntGauge,
+}
+
+/// What one admission-loop run saw for an event, as exported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventGauges {
+    pub queued: i64,
+    pub active: i64,
+    pub capacity: i64,
+    pub admitted_total: i64,
+    pub last_admit_ms: Option<i64>,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by route template.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_total = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route template.",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let redis_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "admission_redis_command_duration_seconds",
+                "Time of one Redis command or script, by name and outcome.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["command", "outcome"],
+        )
+        .expect("valid metric");
+        let gauge = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["event"]).expect("valid metric")
+        };
+        let queue_length = gauge("admission_queue_length", "Fans waiting in the queue.");
+        let active_sessions = gauge(
+            "admission_active_sessions",
+            "Admitted sessions holding a place.",
+        );
+        let capacity = gauge(
+            "admission_capacity",
+            "Admitted sessions allowed at once (effective).",
+        );
+        let admitted_total = IntCounterVec::new(
+            Opts::new(
+                "admission_admitted_total",
+                "Fans admitted since the event's queue was created (all replicas).",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let last_admit = GaugeVec::new(
+            Opts::new(
+                "admission_last_admit_timestamp_seconds",
+                "Unix time of the last admission; a stale value with fans queued means the loop is stuck.",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let loop_errors = IntCounterVec::new(
+            Opts::new(
+                "admission_loop_errors_total",
+                "Admission-loop runs of this replica that failed, by event.",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let websockets = IntGauge::new(
+            "admission_websocket_connections",
+            "Open fan WebSockets on this replica.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(http_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_total.clone()),
+            Box::new(redis_duration.clone()),
+            Box::new(queue_length.clone()),
+            Box::new(active_sessions.clone()),
+            Box::new(capacity.clone()),
+            Box::new(admitted_total.clone()),
+            Box::new(last_admit.clone()),
+            Box::new(loop_errors.clone()),
+            Box::new(websockets.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                http_duration,
+                http_total,
+                redis_duration,
+                queue_length,
+                active_sessions,
+                capacity,
+                admitted_total,
+                last_admit,
+                loop_errors,
+                websockets,
+            }),
+        }
+    }
+
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        let labels = [route, method, status.as_str()];
+        self.inner
+            .http_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.inner.http_total.with_label_values(&labels).inc();
+    }
+
+    pub fn observe_redis(&self, command: &str, elapsed: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.inner
+            .redis_duration
+            .with_label_values(&[command, outcome])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn set_event(&self, event: &str, g: EventGauges) {
+        let i = &self.inner;
+        i.queue_length.with_label_values(&[event]).set(g.queued);
+        i.active_sessions.with_label_values(&[event]).set(g.active);
+        i.capacity.with_label_values(&[event]).set(g.capacity);
+        // The total lives in Redis and is shared by all replicas; the counter
+        // follows it and never goes down.
+        let counter = i.admitted_total.with_label_values(&[event]);
+        let seen = counter.get() as i64;
+        if g.admitted_total > seen {
+            counter.inc_by((g.admitted_total - seen) as u64);
+        }
+        if let Some(ms) = g.last_admit_ms {
+            i.last_admit
+                .with_label_values(&[event])
+                .set(ms as f64 / 1000.0);
+        }
+    }
+
+    pub fn loop_error(&self, event: &str) {
+        self.inner.loop_errors.with_label_values(&[event]).inc();
+    }
+
+    pub fn websocket_opened(&self) {
+        self.inner.websockets.inc();
+    }
+
+    pub fn websocket_closed(&self) {
+        self.inner.websockets.dec();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let families = self.inner.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,551 @@
+//! The admission queue: domain types and the operations on it. Each
+//! operation is one atomic script in [`scripts`]; this module turns replies
+//! into types.
+
+pub mod admission;
+pub mod config;
+pub mod draw;
+pub mod hub;
+pub mod scripts;
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use rand::RngCore;
+use redis::Value;
+
+use crate::store::{reply, Store, StoreError};
+use config::QueueConfig;
+use scripts::{events_key, EventKeys, Scripts};
+
+/// An event id: 1-64 characters of `[a-z0-9-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: &str) -> Option<EventId> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| EventId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A ticket: 128 random bits, base64url without padding (22 characters).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ticket(String);
+
+pub const TICKET_LEN: usize = 22;
+
+impl Ticket {
+    pub fn generate() -> Ticket {
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Ticket(B64.encode(bytes))
+    }
+
+    pub fn parse(s: &str) -> Option<Ticket> {
+        let ok = s.len() == TICKET_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Ticket(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first characters only: what logs may show.
+    pub fn redacted(&self) -> &str {
+        &self.0[..6]
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ticket({}…)", self.redacted())
+    }
+}
+
+/// Who holds a place: a client id, or the subject of an identity token.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Identity {
+    Client(String),
+    Subject(String),
+}
+
+impl Identity {
+    /// A client id: 1-128 characters of `[A-Za-z0-9._:-]`.
+    pub fn client(s: &str) -> Option<Identity> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+        ok.then(|| Identity::Client(s.to_string()))
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Identity::Client(c) => format!("cid:{c}"),
+            Identity::Subject(s) => format!("sub:{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketState {
+    /// Waiting. `position` is `None` in the pre-queue (before `opens_at`,
+    /// or while it is being drawn), when `opens_at` is set instead.
+    Queued {
+        position: Option<u64>,
+        estimated_wait_seconds: Option<u64>,
+        opens_at_ms: Option<i64>,
+    },
+    Admitted {
+        admitted_ms: i64,
+        expires_ms: i64,
+    },
+    SoldOut {
+        position: Option<u64>,
+    },
+    Expired,
+    Left,
+}
+
+impl TicketState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TicketState::Queued { .. } => "queued",
+            TicketState::Admitted { .. } => "admitted",
+            TicketState::SoldOut { .. } => "sold_out",
+            TicketState::Expired => "expired",
+            TicketState::Left => "left",
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        !matches!(self, TicketState::Expired | TicketState::Left)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketStatus {
+    pub ticket: Ticket,
+    pub state: TicketState,
+    /// The event's notice to waiting fans, when one is set.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinOutcome {
+    pub status: TicketStatus,
+    /// False when the identity already held this place.
+    pub new: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub mode: String,
+    pub queued: u64,
+    pub active: u64,
+    pub capacity: u64,
+    pub admit_per_second: u64,
+    pub admitted_total: u64,
+    pub opens_at_ms: Option<i64>,
+    pub shuffle_seed: Option<String>,
+    pub last_admit_ms: Option<i64>,
+    pub message: Option<String>,
+}
+
+/// What one admission-loop run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickReport {
+    pub admitted: u64,
+    pub expired: u64,
+    pub queued: u64,
+    pub active: u64,
+    pub capacity: u64,
+    pub admitted_total: u64,
+    pub last_admit_ms: Option<i64>,
+    pub draw_pending: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("no queue is configured for this event")]
+    EventNotFound,
+    #[error("no such ticket")]
+    TicketNotFound,
+    #[error("the queue is closed to new arrivals")]
+    QueueClosed,
+    #[error("the event is sold out")]
+    SoldOut,
+    #[error("this event requires an identity token")]
+    IdentityRequired,
+    #[error("too many joins from this address")]
+    RateLimited { retry_after_ms: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The queue operations, shared by every request handler and background task.
+pub struct Queue {
+    store: Store,
+    prefix: String,
+    scripts: Scripts,
+}
+
+fn protocol(script: &'static str, detail: impl Into<String>) -> QueueError {
+    QueueError::Store(StoreError::Protocol {
+        script,
+        detail: detail.into(),
+    })
+}
+
+fn err_code(script: &'static str, items: &[Value]) -> Option<QueueError> {
+    if reply::string(items.first()?)? != "err" {
+        return None;
+    }
+    let code = items.get(1).and_then(reply::string).unwrap_or_default();
+    Some(match code.as_str() {
+        "event_not_found" => QueueError::EventNotFound,
+        "ticket_not_found" => QueueError::TicketNotFound,
+        "queue_closed" => QueueError::QueueClosed,
+        "sold_out" => QueueError::SoldOut,
+        "identity_required" => QueueError::IdentityRequired,
+        "rate_limited" => QueueError::RateLimited {
+            retry_after_ms: items.get(2).and_then(reply::int).unwrap_or(60_000).max(0) as u64,
+        },
+        other => protocol(script, format!("unknown error code {other}")),
+    })
+}
+
+/// Parses a status reply `{state, ticket, position, wait, opens_at,
+/// admitted_ms, hard_end_ms, message}`.
+fn parse_status(script: &'static str, items: &[Value]) -> Result<TicketStatus, QueueError> {
+    let s = |i: usize| items.get(i).and_then(reply::string).unwrap_or_default();
+    let n = |i: usize| items.get(i).and_then(reply::int).unwrap_or(0);
+    let ticket = Ticket::parse(&s(1)).ok_or_else(|| protocol(script, "bad ticket in reply"))?;
+    let positive = |v: i64| (v > 0).then_some(v as u64);
+    let state = match s(0).as_str() {
+        "queued" => TicketState::Queued {
+            position: positive(n(2)),
+            estimated_wait_seconds: (n(3) >= 0).then_some(n(3) as u64),
+            opens_at_ms: (n(2) <= 0).then_some(n(4)),
+        },
+        "admitted" => TicketState::Admitted {
+            admitted_ms: n(5),
+            expires_ms: n(6),
+        },
+        "sold_out" => TicketState::SoldOut {
+            position: positive(n(2)),
+        },
+        "expired" => TicketState::Expired,
+        "left" => TicketState::Left,
+        "unknown" => return Err(QueueError::TicketNotFound),
+        other => return Err(protocol(script, format!("unknown state {other}"))),
+    };
+    let message = Some(s(7)).filter(|m| !m.is_empty());
+    Ok(TicketStatus {
+        ticket,
+        state,
+        message,
+    })
+}
+
+impl Queue {
+    pub fn new(store: Store, prefix: &str) -> Queue {
+        Queue {
+            store,
+            prefix: prefix.to_string(),
+            scripts: Scripts::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn keys(&self, event: &EventId) -> EventKeys {
+        EventKeys::new(&self.prefix, event)
+    }
+
+    /// Stores a whole configuration (creating the queue if needed) and
+    /// returns the one it replaced.
+    pub async fn configure(
+        &self,
+        event: &EventId,
+        config: &QueueConfig,
+    ) -> Result<Option<QueueConfig>, QueueError> {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(events_key(&self.prefix)).arg(event.as_str());
+        self.store.query("SADD", &sadd).await?;
+        let v = self
+            .store
+            .eval(
+                &self.scripts.configure,
+                self.keys(event).all(),
+                &config.to_fields(),
+            )
+            .await?;
+        let before: Vec<Option<String>> = reply::array("configure", v)?
+            .iter()
+            .map(reply::string)
+            .collect();
+        Ok(QueueConfig::from_stored(&before))
+    }
+
+    /// The stored configuration, if the event has one.
+    pub async fn config(&self, event: &EventId) -> Result<Option<QueueConfig>, QueueError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys(event).meta())
+            .arg(QueueConfig::stored_field_names());
+        let v = self.store.query("HMGET", &cmd).await?;
+        let values: Vec<Option<String>> = reply::array("config", v)?
+            .iter()
+            .map(reply::string)
+            .collect();
+        Ok(QueueConfig::from_stored(&values))
+    }
+
+    pub async fn join(
+        &self,
+        event: &EventId,
+        identity: &Identity,
+        source: Option<&str>,
+    ) -> Result<JoinOutcome, QueueError> {
+        let keys = self.keys(event);
+        let keys = match source {
+            Some(addr) => keys.with_source(addr),
+            None => keys.all().to_vec(),
+        };
+        let ticket = Ticket::generate();
+        let args = [identity.key(), ticket.0];
+        let v = self.store.eval(&self.scripts.join, &keys, &args).await?;
+        let items = reply::array("join", v)?;
+        if let Some(e) = err_code("join", &items) {
+            return Err(e);
+        }
+        let new = match items.first().and_then(reply::string).as_deref() {
+            Some("new") => true,
+            Some("existing") => false,
+            _ => return Err(protocol("join", "expected new or existing")),
+        };
+        Ok(JoinOutcome {
+            status: parse_status("join", &items[1..])?,
+            new,
+        })
+    }
+
+    /// A poll of one ticket (counts as presence while queued). With
+    /// `heartbeat`, it also keeps an admitted session alive.
+    pub async fn status(
+        &self,
+        event: &EventId,
+        ticket: &Ticket,
+        heartbeat: bool,
+    ) -> Result<TicketStatus, QueueError> {
+        let args = [
+            ticket.0.clone(),
+            if heartbeat { "1" } else { "0" }.to_string(),
+        ];
+        let v = self
+            .store
+            .eval(&self.scripts.status, self.keys(event).all(), &args)
+            .await?;
+        let items = reply::array("status", v)?;
+        if let Some(e) = err_code("status", &items) {
+            return Err(e);
+        }
+        parse_status("status", &items)
+    }
+
+    /// Many tickets at once for the WebSocket hub; unknown tickets are
+    /// returned as `Err(TicketNotFound)` in their slot.
+    pub async fn watch(
+        &self,
+        event: &EventId,
+        tickets: &[Ticket],
+    ) -> Result<
+        (
+            String,
+            Option<String>,
+            Vec<Result<TicketStatus, QueueError>>,
+        ),
+        QueueError,
+    > {
+        let args: Vec<String> = tickets.iter().map(|t| t.0.clone()).collect();
+        let v = self
+            .store
+            .eval(&self.scripts.watch, self.keys(event).all(), &args)
+            .await?;
+        let items = reply::array("watch", v)?;
+        if let Some(e) = err_code("watch", &items) {
+            return Err(e);
+        }
+        let mode = items.get(1).and_then(reply::string).unwrap_or_default();
+        let message = items
+            .get(2)
+            .and_then(reply::string)
+            .filter(|m| !m.is_empty());
+        let statuses = items
+            .into_iter()
+            .skip(3)
+            .map(|item| {
+                reply::array("watch", item)
+                    .map_err(QueueError::from)
+                    .and_then(|i| parse_status("watch", &i))
+            })
+            .collect();
+        Ok((mode, message, statuses))
+    }
+
+    /// Leaves the queue or ends the session. Returns false when the ticket
+    /// had already ended (the call is idempotent).
+    pub async fn leave(&self, event: &EventId, ticket: &Ticket) -> Result<bool, QueueError> {
+        let v = self
+            .store
+            .eval(
+                &self.scripts.leave,
+                self.keys(event).all(),
+                std::slice::from_ref(&ticket.0),
+            )
+            .await?;
+        let items = reply::array("leave", v)?;
+        if let Some(e) = err_code("leave", &items) {
+            return Err(e);
+        }
+        let before = items.get(1).and_then(reply::string).unwrap_or_default();
+        Ok(before == "q" || before == "a")
+    }
+
+    pub async fn stats(&self, event: &EventId) -> Result<QueueStats, QueueError> {
+        let v = self
+            .store
+            .eval(&self.scripts.stats, self.keys(event).all(), &[])
+            .await?;
+        let items = reply::array("stats", v)?;
+        if let Some(e) = err_code("stats", &items) {
+            return Err(e);
+        }
+        let s = |i: usize| {
+            items
+                .get(i)
+                .and_then(reply::string)
+                .filter(|v| !v.is_empty())
+        };
+        let n = |i: usize| items.get(i).and_then(reply::int).unwrap_or(0);
+        Ok(QueueStats {
+            mode: s(1).unwrap_or_default(),
+            queued: n(2).max(0) as u64,
+            active: n(3).max(0) as u64,
+            capacity: n(4).max(0) as u64,
+            admit_per_second: n(5).max(0) as u64,
+            admitted_total: n(6).max(0) as u64,
+            opens_at_ms: Some(n(7)).filter(|v| *v > 0),
+            shuffle_seed: s(8),
+            last_admit_ms: Some(n(9)).filter(|v| *v > 0),
+            message: s(10),
+        })
+    }
+
+    /// One admission-loop run for an event; `None` when the event has no
+    /// configuration any more.
+    pub async fn tick(
+        &self,
+        event: &EventId,
+        replica: &str,
+        batch: u64,
+        heartbeat_ttl_ms: u64,
+    ) -> Result<Option<TickReport>, QueueError> {
+        let args = [
+            replica.to_string(),
+            batch.to_string(),
+            heartbeat_ttl_ms.to_string(),
+        ];
+        let v = self
+            .store
+            .eval(&self.scripts.tick, self.keys(event).all(), &args)
+            .await?;
+        let items = reply::array("tick", v)?;
+        if items.first().and_then(reply::string).as_deref() == Some("gone") {
+            return Ok(None);
+        }
+        let n = |i: usize| items.get(i).and_then(reply::int).unwrap_or(0).max(0) as u64;
+        Ok(Some(TickReport {
+            admitted: n(1),
+            expired: n(2),
+            queued: n(3),
+            active: n(4),
+            capacity: n(5),
+            admitted_total: n(6),
+            last_admit_ms: Some(n(7) as i64).filter(|v| *v > 0),
+            draw_pending: n(8) == 1,
+        }))
+    }
+
+    /// Every event with a queue.
+    pub async fn events(&self) -> Result<Vec<EventId>, QueueError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(events_key(&self.prefix));
+        let v = self.store.query("SMEMBERS", &cmd).await?;
+        let mut events: Vec<EventId> = reply::array("events", v)?
+            .iter()
+            .filter_map(reply::string)
+            .filter_map(|s| EventId::parse(&s))
+            .collect();
+        events.sort();
+        Ok(events)
+    }
+
+    pub(crate) fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_checked() {
+        assert!(EventId::parse("concert-2026").is_some());
+        assert!(EventId::parse(&"a".repeat(64)).is_some());
+        for bad in ["", "Concert", "a_b", "a b", "ä", &"a".repeat(65), "a{b}"] {
+            assert!(EventId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tickets_are_128_bit_and_unique() {
+        let a = Ticket::generate();
+        let b = Ticket::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), TICKET_LEN);
+        assert_eq!(Ticket::parse(a.as_str()), Some(a.clone()));
+        assert!(Ticket::parse("short").is_none());
+        assert!(Ticket::parse(&"=".repeat(22)).is_none());
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[test]
+    fn client_ids_are_checked() {
+        assert!(Identity::client("fan-1:abc.DEF_x").is_some());
+        assert!(Identity::client("fan 1").is_none());
+        assert!(Identity::client("fan/1").is_none());
+        assert!(Identity::client("").is_none());
+        assert!(Identity::client(&"a".repeat(129)).is_none());
+    }
+}

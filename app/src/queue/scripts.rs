@@ -1,0 +1,708 @@
+//! Every Redis key name and every Lua script of the queue, in one place.
+//!
+//! # Key layout
+//! All keys of one event share the hash tag `{<event_id>}`, so each script
+//! touches a single slot and runs unchanged on standalone Redis, Redis
+//! Cluster and ElastiCache Serverless. Every key a script touches is passed
+//! in `KEYS`, always in the order of [`EventKeys`]:
+//!
+//! | # | key                         | type | holds |
+//! |---|-----------------------------|------|-------|
+//! | 1 | `<p>wr:{<ev>}:meta`         | hash | configuration, counters, token bucket, draw state |
+//! | 2 | `<p>wr:{<ev>}:queue`        | zset | waiting tickets, score = arrival sequence |
+//! | 3 | `<p>wr:{<ev>}:pre`          | zset | pre-queue (joined before `opens_at`), score = sequence |
+//! | 4 | `<p>wr:{<ev>}:seen`         | zset | waiting tickets, score = last sign of life (ms) |
+//! | 5 | `<p>wr:{<ev>}:active`       | zset | admitted tickets, score = session end (ms) |
+//! | 6 | `<p>wr:{<ev>}:tickets`      | hash | ticket -> `state,seq,admitted_ms,hard_end_ms,identity` |
+//! | 7 | `<p>wr:{<ev>}:ids`          | hash | identity -> its live ticket |
+//! | 8 | `<p>wr:{<ev>}:gone`         | zset | left/expired tickets, score = when (ms); purged after 1 h |
+//! | 9 | `<p>wr:{<ev>}:window`       | list | admissions per 10 ms bucket over the last second (`bucket:count`) |
+//! | 10| `<p>wr:{<ev>}:rate`         | list | admissions per second over the last minute (`second:count`) |
+//! | 11| `<p>wr:{<ev>}:replicas`     | zset | replica id -> heartbeat deadline (ms) |
+//! | 12| `<p>wr:{<ev>}:src:<addr>`   | str  | joins from one client address this minute (join only) |
+//!
+//! Outside any event: `<p>wr:events`, a set of event ids the admission loop
+//! visits. No key holding a fan's place has a TTL, so memory pressure can
+//! never silently evict someone from the queue.
+//!
+//! Time is always Redis's own clock (`TIME`), never a replica's, and order is
+//! always the sequence `HINCRBY meta seq`.
+
+use crate::queue::EventId;
+use crate::store::Script;
+
+/// The keys of one event, in the order every script expects them.
+#[derive(Debug, Clone)]
+pub struct EventKeys {
+    keys: Vec<String>,
+    prefix: String,
+}
+
+const KEY_NAMES: [&str; 11] = [
+    "meta", "queue", "pre", "seen", "active", "tickets", "ids", "gone", "window", "rate",
+    "replicas",
+];
+
+impl EventKeys {
+    pub fn new(prefix: &str, event: &EventId) -> Self {
+        let base = format!("{prefix}wr:{{{}}}", event.as_str());
+        EventKeys {
+            keys: KEY_NAMES.iter().map(|n| format!("{base}:{n}")).collect(),
+            prefix: base,
+        }
+    }
+
+    pub fn all(&self) -> &[String] {
+        &self.keys
+    }
+
+    pub fn meta(&self) -> &str {
+        &self.keys[0]
+    }
+
+    pub fn pre(&self) -> &str {
+        &self.keys[2]
+    }
+
+    /// The event's keys plus the per-address join counter.
+    pub fn with_source(&self, source: &str) -> Vec<String> {
+        let mut keys = self.keys.clone();
+        keys.push(format!("{}:src:{source}", self.prefix));
+        keys
+    }
+}
+
+/// The set of event ids known to the admission loop.
+pub fn events_key(prefix: &str) -> String {
+    format!("{prefix}wr:events")
+}
+
+/// Helpers shared by every script (prepended to each one).
+const PRELUDE: &str = r#"
+local K_META, K_QUEUE, K_PRE, K_SEEN, K_ACTIVE, K_TICKETS, K_IDS, K_GONE, K_WINDOW, K_RATE, K_REPLICAS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function load_config()
+  local v = redis.call('HMGET', K_META, 'mode', 'capacity', 'sessions_per_replica', 'max_capacity',
+    'admit_per_second', 'session_timeout', 'session_max', 'idle_timeout', 'opens_at',
+    'max_joins_per_source', 'message', 'opening', 'draw_pos', 'require_identity')
+  if not v[1] then return nil end
+  return {
+    mode = v[1],
+    capacity = tonumber(v[2]),
+    spr = tonumber(v[3]),
+    max_capacity = tonumber(v[4]) or 0,
+    rate = tonumber(v[5]) or 0,
+    session_timeout = (tonumber(v[6]) or 60) * 1000,
+    session_max = (tonumber(v[7]) or 900) * 1000,
+    idle = (tonumber(v[8]) or 60) * 1000,
+    opens_at = tonumber(v[9]),
+    max_src = tonumber(v[10]) or 0,
+    message = v[11] or '',
+    opening = v[12] == '1',
+    draw_pos = tonumber(v[13]) or 0,
+    require_identity = v[14] == '1',
+  }
+end
+
+local function admits(c)
+  return c.mode == 'fifo' or c.mode == 'random' or c.mode == 'passthrough' or c.mode == 'closed'
+end
+
+local function effective_capacity(c, now)
+  if c.spr then
+    local alive = redis.call('ZCOUNT', K_REPLICAS, '(' .. now, '+inf')
+    return math.min(c.spr * alive, c.max_capacity)
+  end
+  return c.capacity or 0
+end
+
+-- Joins go to the pre-queue until opens_at.
+local function prequeue_open(c, now)
+  return (not c.opening) and c.opens_at ~= nil and now < c.opens_at
+end
+
+-- The pre-queue is closed and not yet drawn: it is frozen (nobody is
+-- removed from it, so every replica sees the same list to shuffle) and
+-- nobody is admitted until the draw has placed it.
+local function draw_pending(c, now)
+  if c.opening then return true end
+  if c.opens_at and now < c.opens_at then return false end
+  return redis.call('EXISTS', K_PRE) == 1
+end
+
+local function parse_record(rec)
+  local st, seq, adm, hard, ident = string.match(rec, '^(%a),(%d+),(%d*),(%d*),(.*)$')
+  if not st then return nil end
+  return { state = st, seq = seq, admitted = tonumber(adm), hard = tonumber(hard), ident = ident }
+end
+
+local function write_record(ticket, r)
+  redis.call('HSET', K_TICKETS, ticket,
+    r.state .. ',' .. r.seq .. ',' .. (r.admitted or '') .. ',' .. (r.hard or '') .. ',' .. r.ident)
+end
+
+local function get_record(ticket)
+  local rec = redis.call('HGET', K_TICKETS, ticket)
+  if not rec then return nil end
+  return parse_record(rec)
+end
+
+-- Ends a ticket (state 'l' left or 'e' expired) and frees its identity.
+local function finish(ticket, r, state, now)
+  r.state = state
+  write_record(ticket, r)
+  if r.ident ~= '' and redis.call('HGET', K_IDS, r.ident) == ticket then
+    redis.call('HDEL', K_IDS, r.ident)
+  end
+  redis.call('ZADD', K_GONE, now, ticket)
+end
+
+local function drop_waiting(ticket, frozen)
+  redis.call('ZREM', K_QUEUE, ticket)
+  redis.call('ZREM', K_SEEN, ticket)
+  if not frozen then redis.call('ZREM', K_PRE, ticket) end
+end
+
+local function admit_ticket(c, now, ticket, r)
+  r.state = 'a'
+  r.admitted = now
+  r.hard = math.floor((now + c.session_max) / 1000) * 1000
+  write_record(ticket, r)
+  redis.call('ZADD', K_ACTIVE, math.min(now + c.session_timeout, r.hard), ticket)
+  redis.call('ZREM', K_SEEN, ticket)
+end
+
+local function split_pair(s)
+  local a, b = string.match(s, '^(%d+):(%d+)$')
+  return tonumber(a), tonumber(b)
+end
+
+-- Admissions in the last second, after dropping 10 ms buckets that ended
+-- more than a second ago (a bucket counts until 1 s after its end, so the
+-- window never undercounts).
+local function window_used(now)
+  local used = tonumber(redis.call('HGET', K_META, 'window_used')) or 0
+  while true do
+    local head = redis.call('LINDEX', K_WINDOW, 0)
+    if not head then used = 0 break end
+    local b, n = split_pair(head)
+    if b * 10 + 1010 > now then break end
+    redis.call('LPOP', K_WINDOW)
+    used = used - n
+  end
+  if used < 0 then used = 0 end
+  return used
+end
+
+-- The token bucket: refills at admit_per_second, holds at most one second's
+-- worth, and never more than what the last second's admissions leave.
+local function available_tokens(c, now, used)
+  local v = redis.call('HMGET', K_META, 'bucket_tokens', 'bucket_at')
+  local tokens, at = tonumber(v[1]), tonumber(v[2])
+  if not tokens then tokens, at = c.rate, now end
+  tokens = math.min(c.rate, tokens + c.rate * math.max(0, now - at) / 1000, c.rate - used)
+  if tokens < 0 then tokens = 0 end
+  return tokens
+end
+
+local function store_tokens(tokens, now)
+  redis.call('HSET', K_META, 'bucket_tokens', tostring(tokens), 'bucket_at', now)
+end
+
+local function bump_bucket(key, bucket, n, keep)
+  local tail = redis.call('LINDEX', key, -1)
+  local tb, tn
+  if tail then tb, tn = split_pair(tail) end
+  if tb == bucket then
+    redis.call('LSET', key, -1, bucket .. ':' .. (tn + n))
+  else
+    redis.call('RPUSH', key, bucket .. ':' .. n)
+    redis.call('LTRIM', key, -keep, -1)
+  end
+end
+
+local function record_admissions(now, n, tokens, used)
+  store_tokens(math.max(0, tokens - n), now)
+  redis.call('HSET', K_META, 'window_used', used + n, 'last_admit_ms', now)
+  redis.call('HINCRBY', K_META, 'admitted_total', n)
+  bump_bucket(K_WINDOW, math.floor(now / 10), n, 200)
+  bump_bucket(K_RATE, math.floor(now / 1000), n, 61)
+end
+
+-- Admissions per second measured over the last 60 s (over less when the
+-- first admission is more recent); nil when none.
+local function measured_rate(now)
+  local s = math.floor(now / 1000)
+  local sum, first = 0, nil
+  for _, e in ipairs(redis.call('LRANGE', K_RATE, 0, -1)) do
+    local es, en = split_pair(e)
+    if es > s - 60 then
+      sum = sum + en
+      if not first or es < first then first = es end
+    end
+  end
+  if sum == 0 then return nil end
+  return sum / math.min(60, s - first + 1)
+end
+
+-- Seconds to wait at a position, or -1 (null) when no rate can be known.
+local function wait_estimate(c, now, position)
+  if not admits(c) then return -1 end
+  local rate = measured_rate(now) or c.rate
+  if rate <= 0 then return -1 end
+  return math.ceil(position / rate)
+end
+
+-- A status reply: {state, ticket, position, wait, opens_at, admitted_ms, hard_end_ms, message}
+local function reply(state, ticket, position, wait, opens_at, admitted, hard, message)
+  return { state, ticket, position or 0, wait or -1, opens_at or 0, admitted or 0, hard or 0, message or '' }
+end
+
+-- A ticket's state, expiring it on the spot when its time is up.
+-- touch_queue: a poll counts as presence for a waiting fan.
+-- touch_session: a heartbeat or socket keeps an admitted session alive.
+local function ticket_status(c, now, ticket, r, touch_queue, touch_session, frozen)
+  if r.state == 'q' then
+    local seen = tonumber(redis.call('ZSCORE', K_SEEN, ticket))
+    if not frozen and (not seen or seen + c.idle <= now) then
+      drop_waiting(ticket, false)
+      finish(ticket, r, 'e', now)
+      return reply('expired', ticket)
+    end
+    if touch_queue then redis.call('ZADD', K_SEEN, now, ticket) end
+    local rank = redis.call('ZRANK', K_QUEUE, ticket)
+    if c.mode == 'sold_out' then
+      return reply('sold_out', ticket, rank and rank + 1 or 0, -1, 0, 0, 0, c.message)
+    end
+    if rank then
+      return reply('queued', ticket, rank + 1, wait_estimate(c, now, rank + 1), 0, 0, 0, c.message)
+    end
+    return reply('queued', ticket, 0, -1, c.opens_at or now, 0, 0, c.message)
+  elseif r.state == 'a' then
+    local soft = tonumber(redis.call('ZSCORE', K_ACTIVE, ticket))
+    if not soft or soft <= now then
+      redis.call('ZREM', K_ACTIVE, ticket)
+      finish(ticket, r, 'e', now)
+      return reply('expired', ticket)
+    end
+    if touch_session then
+      redis.call('ZADD', K_ACTIVE, math.min(now + c.session_timeout, r.hard), ticket)
+    end
+    return reply('admitted', ticket, 0, -1, 0, r.admitted, r.hard)
+  elseif r.state == 'l' then
+    return reply('left', ticket)
+  end
+  return reply('expired', ticket)
+end
+"#;
+
+/// Creates or replaces an event's queue configuration.
+///
+/// KEYS: the event's keys (only `meta` is touched).
+/// ARGV: field, value, field, value, ... (every configuration field; an
+///       empty value means "none").
+/// Returns: the previous values of the same fields, in order (nil where the
+///          event had none), so that the change can be logged.
+const CONFIGURE: &str = r#"
+local fields = {}
+for i = 1, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+local before = redis.call('HMGET', K_META, unpack(fields))
+redis.call('HSET', K_META, unpack(ARGV))
+return before
+"#;
+
+/// A fan joins (or rejoins) the queue.
+///
+/// KEYS: the event's keys, then optionally the source-address counter (12).
+/// ARGV: identity, a fresh random ticket id (used only for a new arrival).
+/// Returns: `{'err', code[, retry_after_ms]}` with code `event_not_found`,
+///          `rate_limited`, `identity_required`, `queue_closed` or
+///          `sold_out`; otherwise
+///          `{'new'|'existing', <status reply>...}`.
+/// Invariants: one live ticket per identity; admitted at once only when
+/// nobody waits, there is room and a token; order is the sequence.
+const JOIN: &str = r#"
+local c = load_config()
+if not c then return {'err', 'event_not_found'} end
+local now = now_ms()
+if KEYS[12] and c.max_src > 0 then
+  local n = redis.call('INCR', KEYS[12])
+  if n == 1 then redis.call('PEXPIRE', KEYS[12], 60000) end
+  if n > c.max_src then
+    local ttl = redis.call('PTTL', KEYS[12])
+    if ttl < 0 then redis.call('PEXPIRE', KEYS[12], 60000) ttl = 60000 end
+    return {'err', 'rate_limited', ttl}
+  end
+end
+local ident, ticket = ARGV[1], ARGV[2]
+if c.require_identity and string.sub(ident, 1, 4) ~= 'sub:' then
+  return {'err', 'identity_required'}
+end
+local frozen = draw_pending(c, now)
+local existing = redis.call('HGET', K_IDS, ident)
+if existing then
+  local r = get_record(existing)
+  if r then
+    local s = ticket_status(c, now, existing, r, true, true, frozen)
+    if s[1] ~= 'expired' and s[1] ~= 'left' then
+      table.insert(s, 1, 'existing')
+      return s
+    end
+  end
+  redis.call('HDEL', K_IDS, ident)
+end
+if c.mode == 'closed' then return {'err', 'queue_closed'} end
+if c.mode == 'sold_out' then return {'err', 'sold_out'} end
+local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+local r = { state = 'q', seq = tostring(seq), ident = ident }
+redis.call('HSET', K_IDS, ident, ticket)
+if prequeue_open(c, now) then
+  write_record(ticket, r)
+  redis.call('ZADD', K_PRE, seq, ticket)
+  redis.call('ZADD', K_SEEN, now, ticket)
+  local s = reply('queued', ticket, 0, -1, c.opens_at, 0, 0, c.message)
+  table.insert(s, 1, 'new')
+  return s
+end
+if not frozen and redis.call('ZCARD', K_QUEUE) == 0 and (c.mode == 'fifo' or c.mode == 'random' or c.mode == 'passthrough') then
+  local used = window_used(now)
+  local tokens = available_tokens(c, now, used)
+  local room = c.mode == 'passthrough' or
+    redis.call('ZCOUNT', K_ACTIVE, '(' .. now, '+inf') < effective_capacity(c, now)
+  if room and (tokens >= 1 or c.mode == 'passthrough') then
+    admit_ticket(c, now, ticket, r)
+    record_admissions(now, 1, tokens, used)
+    local s = reply('admitted', ticket, 0, -1, 0, r.admitted, r.hard)
+    table.insert(s, 1, 'new')
+    return s
+  end
+end
+write_record(ticket, r)
+redis.call('ZADD', K_QUEUE, seq, ticket)
+redis.call('ZADD', K_SEEN, now, ticket)
+local position = redis.call('ZRANK', K_QUEUE, ticket) + 1
+local s = reply('queued', ticket, position, wait_estimate(c, now, position), 0, 0, 0, c.message)
+table.insert(s, 1, 'new')
+return s
+"#;
+
+/// A ticket's state (a poll: counts as presence for a waiting fan).
+///
+/// KEYS: the event's keys.
+/// ARGV: ticket, touch_session (`1` for a heartbeat, `0` for a poll).
+/// Returns: `{'err', 'event_not_found'|'ticket_not_found'}` or a status reply.
+const STATUS: &str = r#"
+local c = load_config()
+if not c then return {'err', 'event_not_found'} end
+local r = get_record(ARGV[1])
+if not r then return {'err', 'ticket_not_found'} end
+local now = now_ms()
+return ticket_status(c, now, ARGV[1], r, true, ARGV[2] == '1', draw_pending(c, now))
+"#;
+
+/// Many tickets at once, for the WebSocket hub of one replica: each open
+/// socket counts as presence (queued) and keeps its session alive (admitted).
+///
+/// KEYS: the event's keys.
+/// ARGV: tickets (at most a few hundred per call).
+/// Returns: `{'err', 'event_not_found'}` or `{'ok', mode, message, reply...}`
+///          with one status reply per ticket (state `unknown` when there is
+///          no such ticket).
+const WATCH: &str = r#"
+local c = load_config()
+if not c then return {'err', 'event_not_found'} end
+local now = now_ms()
+local frozen = draw_pending(c, now)
+local out = {'ok', c.mode, c.message}
+for i = 1, #ARGV do
+  local r = get_record(ARGV[i])
+  if r then
+    out[#out + 1] = ticket_status(c, now, ARGV[i], r, true, true, frozen)
+  else
+    out[#out + 1] = reply('unknown', ARGV[i])
+  end
+end
+return out
+"#;
+
+/// A fan leaves: the place or the session is freed at once. Idempotent.
+///
+/// KEYS: the event's keys.
+/// ARGV: ticket.
+/// Returns: `{'err', 'event_not_found'|'ticket_not_found'}` or
+///          `{'ok', previous state letter}`.
+const LEAVE: &str = r#"
+local c = load_config()
+if not c then return {'err', 'event_not_found'} end
+local ticket = ARGV[1]
+local r = get_record(ticket)
+if not r then return {'err', 'ticket_not_found'} end
+local now = now_ms()
+local before = r.state
+if r.state == 'q' then
+  drop_waiting(ticket, draw_pending(c, now))
+  finish(ticket, r, 'l', now)
+elseif r.state == 'a' then
+  redis.call('ZREM', K_ACTIVE, ticket)
+  finish(ticket, r, 'l', now)
+end
+return {'ok', before}
+"#;
+
+/// One run of a replica's admission loop for one event.
+///
+/// KEYS: the event's keys.
+/// ARGV: replica id, batch limit, replica heartbeat ttl (ms).
+/// Returns: `{'gone'}` when the event has no configuration, else
+///          `{'ok', admitted, expired, queued, active, capacity,
+///            admitted_total, last_admit_ms, draw_pending (0/1)}`.
+/// Invariants: heartbeats this replica; expires ended sessions and idle
+/// waiters (at most `batch` each); admits from the head (or at random in
+/// `random` mode), skipping the abandoned, never beyond capacity or the
+/// token bucket, at most `batch` per run; admits nobody while the pre-queue
+/// waits for its draw.
+const TICK: &str = r#"
+local c = load_config()
+if not c then return {'gone'} end
+local now = now_ms()
+local batch = tonumber(ARGV[2])
+redis.call('ZADD', K_REPLICAS, now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', K_REPLICAS, '-inf', now)
+local expired = 0
+for _, t in ipairs(redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', K_ACTIVE, t)
+  local r = get_record(t)
+  if r and r.state == 'a' then finish(t, r, 'e', now) end
+  expired = expired + 1
+end
+local frozen = draw_pending(c, now)
+if not frozen then
+  for _, t in ipairs(redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', now - c.idle, 'LIMIT', 0, batch)) do
+    drop_waiting(t, false)
+    local r = get_record(t)
+    if r and r.state == 'q' then finish(t, r, 'e', now) end
+    expired = expired + 1
+  end
+end
+for _, t in ipairs(redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now - 3600000, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', K_GONE, t)
+  local r = get_record(t)
+  if r and (r.state == 'l' or r.state == 'e') then redis.call('HDEL', K_TICKETS, t) end
+end
+local capacity = effective_capacity(c, now)
+local admitted = 0
+if not frozen and admits(c) then
+  local used = window_used(now)
+  local tokens = available_tokens(c, now, used)
+  local want = batch
+  if c.mode ~= 'passthrough' then
+    want = math.min(math.floor(tokens), capacity - redis.call('ZCARD', K_ACTIVE), batch)
+  end
+  local tries = 0
+  while admitted < want and tries < 2 * batch do
+    tries = tries + 1
+    local t
+    if c.mode == 'random' then
+      t = redis.call('ZRANDMEMBER', K_QUEUE)
+    else
+      t = redis.call('ZRANGE', K_QUEUE, 0, 0)[1]
+    end
+    if not t then break end
+    redis.call('ZREM', K_QUEUE, t)
+    local seen = tonumber(redis.call('ZSCORE', K_SEEN, t))
+    local r = get_record(t)
+    if r and r.state == 'q' and seen and seen + c.idle > now then
+      admit_ticket(c, now, t, r)
+      admitted = admitted + 1
+    else
+      redis.call('ZREM', K_SEEN, t)
+      if r and r.state == 'q' then finish(t, r, 'e', now) end
+      expired = expired + 1
+    end
+  end
+  if admitted > 0 then
+    record_admissions(now, admitted, tokens, used)
+  else
+    store_tokens(tokens, now)
+  end
+end
+local pre = redis.call('ZCARD', K_PRE)
+if c.opening then pre = math.max(0, pre - c.draw_pos) end
+local v = redis.call('HMGET', K_META, 'admitted_total', 'last_admit_ms')
+return {'ok', admitted, expired, redis.call('ZCARD', K_QUEUE) + pre,
+  redis.call('ZCOUNT', K_ACTIVE, '(' .. now, '+inf'), capacity,
+  tonumber(v[1]) or 0, tonumber(v[2]) or 0, frozen and 1 or 0}
+"#;
+
+/// The public statistics of an event's queue.
+///
+/// KEYS: the event's keys.
+/// ARGV: none.
+/// Returns: `{'err', 'event_not_found'}` or `{'ok', mode, queued, active,
+///          capacity, admit_per_second, admitted_total, opens_at_ms,
+///          shuffle_seed, last_admit_ms, message}` (empty string or 0 for none).
+const STATS: &str = r#"
+local c = load_config()
+if not c then return {'err', 'event_not_found'} end
+local now = now_ms()
+local pre = redis.call('ZCARD', K_PRE)
+if c.opening then pre = math.max(0, pre - c.draw_pos) end
+local v = redis.call('HMGET', K_META, 'admitted_total', 'shuffle_seed', 'last_admit_ms')
+return {'ok', c.mode, redis.call('ZCARD', K_QUEUE) + pre,
+  redis.call('ZCOUNT', K_ACTIVE, '(' .. now, '+inf'), effective_capacity(c, now), c.rate,
+  tonumber(v[1]) or 0, c.opens_at or 0, v[2] or '', tonumber(v[3]) or 0, c.message}
+"#;
+
+/// Starts (or resumes) the draw of the pre-queue, under a lease so that one
+/// replica does it at a time.
+///
+/// KEYS: the event's keys.
+/// ARGV: replica id, a fresh seed (hex; kept only when a new draw starts),
+///       lease (ms).
+/// Returns: `{0}` when there is nothing to draw or another replica holds the
+///          lease, else `{1, seed, position reached, pre-queue size}`.
+const DRAW_BEGIN: &str = r#"
+local c = load_config()
+if not c then return {0} end
+local now = now_ms()
+if not draw_pending(c, now) then return {0} end
+local lease = redis.call('HMGET', K_META, 'draw_owner', 'draw_until')
+if lease[1] and lease[1] ~= ARGV[1] and (tonumber(lease[2]) or 0) > now then return {0} end
+redis.call('HSET', K_META, 'draw_owner', ARGV[1], 'draw_until', now + tonumber(ARGV[3]))
+if not c.opening then
+  redis.call('HSET', K_META, 'opening', '1', 'shuffle_seed', ARGV[2], 'draw_pos', 0,
+    'draw_size', redis.call('ZCARD', K_PRE))
+end
+local v = redis.call('HMGET', K_META, 'shuffle_seed', 'draw_pos', 'draw_size')
+return {1, v[1], tonumber(v[2]), tonumber(v[3])}
+"#;
+
+/// Places one batch of the drawn pre-queue into the queue.
+///
+/// KEYS: the event's keys.
+/// ARGV: replica id, position the batch starts at, lease (ms), then
+///       ticket, score, ticket, score, ...
+/// Returns: `{1, new position}` (and when the draw is complete the pre-queue
+///          is deleted and admission resumes), `{-1}` when the lease was
+///          lost, `{-2, position}` when the batch does not start where the
+///          draw stands.
+const DRAW_PLACE: &str = r#"
+local now = now_ms()
+local v = redis.call('HMGET', K_META, 'draw_owner', 'draw_pos', 'draw_size', 'opening')
+if v[1] ~= ARGV[1] or v[4] ~= '1' then return {-1} end
+local pos = tonumber(v[2]) or 0
+if pos ~= tonumber(ARGV[2]) then return {-2, pos} end
+local placed = 0
+for i = 4, #ARGV, 2 do
+  local t = ARGV[i]
+  local r = get_record(t)
+  if r and r.state == 'q' then redis.call('ZADD', K_QUEUE, ARGV[i + 1], t) end
+  placed = placed + 1
+end
+pos = pos + placed
+redis.call('HSET', K_META, 'draw_pos', pos, 'draw_until', now + tonumber(ARGV[3]))
+if pos >= (tonumber(v[3]) or 0) then
+  redis.call('DEL', K_PRE)
+  redis.call('HDEL', K_META, 'opening', 'draw_owner', 'draw_until')
+end
+return {1, pos}
+"#;
+
+/// All scripts, with their sources assembled once.
+pub struct Scripts {
+    pub configure: Script,
+    pub join: Script,
+    pub status: Script,
+    pub watch: Script,
+    pub leave: Script,
+    pub tick: Script,
+    pub stats: Script,
+    pub draw_begin: Script,
+    pub draw_place: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        let s = |name, body: &str| Script::new(name, format!("{PRELUDE}\n{body}"));
+        Scripts {
+            configure: s("configure", CONFIGURE),
+            join: s("join", JOIN),
+            status: s("status", STATUS),
+            watch: s("watch", WATCH),
+            leave: s("leave", LEAVE),
+            tick: s("tick", TICK),
+            stats: s("stats", STATS),
+            draw_begin: s("draw_begin", DRAW_BEGIN),
+            draw_place: s("draw_place", DRAW_PLACE),
+        }
+    }
+
+    pub fn all(&self) -> [&Script; 9] {
+        [
+            &self.configure,
+            &self.join,
+            &self.status,
+            &self.watch,
+            &self.leave,
+            &self.tick,
+            &self.stats,
+            &self.draw_begin,
+            &self.draw_place,
+        ]
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_an_event_shares_one_hash_tag() {
+        let ev = EventId::parse("concert-2026").unwrap();
+        let keys = EventKeys::new("prod:", &ev);
+        for k in keys.with_source("203.0.113.9") {
+            assert!(k.starts_with("prod:wr:{concert-2026}:"), "{k}");
+            let tag_start = k.find('{').unwrap();
+            let tag_end = k.find('}').unwrap();
+            assert_eq!(&k[tag_start + 1..tag_end], "concert-2026");
+        }
+        assert_eq!(keys.all().len(), 11);
+    }
+
+    #[test]
+    fn scripts_only_use_keys_they_are_given() {
+        // ElastiCache refuses scripts that build key names; every redis.call
+        // must name a K_ constant or KEYS[n].
+        for script in Scripts::new().all() {
+            for line in script.source().lines() {
+                if let Some(at) = line.find("redis.call('") {
+                    let rest = &line[at + "redis.call('".len()..];
+                    let cmd: String = rest.chars().take_while(|c| *c != '\'').collect();
+                    if cmd == "TIME" {
+                        continue;
+                    }
+                    let after = &rest[cmd.len() + 1..];
+                    let arg = after.trim_start_matches([',', ' ']);
+                    assert!(
+                        arg.starts_with("K_") || arg.starts_with("KEYS[") || arg.starts_with("key"),
+                        "{}: `{}` does not take its key from KEYS",
+                        script.name,
+                        line.trim()
+                    );
+                }
+            }
+        }
+    }
+}

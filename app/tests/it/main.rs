@@ -1,0 +1,6 @@
+//! Integration tests against real redis-server processes (standalone and a
+//! 3-master cluster), with the app in-process or as separate processes.
+//! One binary, so the (large) dependency graph is linked once.
+
+mod api;
+mod support;

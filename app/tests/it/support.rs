@@ -1,0 +1,547 @@
+//! Test harness: real Redis (from `devstack`), the app in-process or as
+//! separate processes, keys, and small HTTP/WebSocket helpers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use admission::{Application, Config};
+use clap::Parser;
+use devstack::{RedisCluster, RedisOptions, RedisServer, TlsFiles};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// Keys a test needs: the admission-token key and a site's identity key.
+pub struct Keys {
+    pub dir: TempDir,
+    pub token_spec: String,
+    pub identity_spec: String,
+    pub identity_private: String,
+}
+
+pub fn keys() -> Keys {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token.pem");
+    let identity = dir.path().join("identity.pem");
+    admission::token::write_key_pair(&token).expect("token key");
+    admission::token::write_key_pair(&identity).expect("identity key");
+    Keys {
+        token_spec: format!("t1:{}", token.display()),
+        identity_spec: format!("site:{}.pub", identity.display()),
+        identity_private: std::fs::read_to_string(&identity).expect("identity key"),
+        dir,
+    }
+}
+
+/// A throwaway CA and a server certificate for localhost / 127.0.0.1.
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "admission test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let files = TlsFiles {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+        ca: dir.join("ca.crt"),
+    };
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    files
+}
+
+/// Redis for one test: a standalone server or a 3-master cluster.
+pub enum Redis {
+    Standalone(RedisServer),
+    Cluster(RedisCluster),
+}
+
+pub struct RedisEnv {
+    pub dir: TempDir,
+    pub redis: Redis,
+}
+
+impl RedisEnv {
+    pub fn standalone() -> RedisEnv {
+        Self::standalone_with(RedisOptions::default())
+    }
+
+    pub fn standalone_with(options: RedisOptions) -> RedisEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RedisServer::start(&dir.path().join("redis"), &options).expect("redis-server");
+        RedisEnv {
+            dir,
+            redis: Redis::Standalone(server),
+        }
+    }
+
+    pub fn cluster() -> RedisEnv {
+        Self::cluster_with(RedisOptions::default())
+    }
+
+    pub fn cluster_with(options: RedisOptions) -> RedisEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster =
+            RedisCluster::start(&dir.path().join("cluster"), 3, &options).expect("redis cluster");
+        RedisEnv {
+            dir,
+            redis: Redis::Cluster(cluster),
+        }
+    }
+
+    /// The environment variable and value that point the app at it.
+    pub fn env(&self) -> (&'static str, String) {
+        match &self.redis {
+            Redis::Standalone(s) => ("REDIS_URL", s.url()),
+            Redis::Cluster(c) => ("REDIS_CLUSTER_NODES", c.urls()),
+        }
+    }
+
+    pub fn server(&mut self) -> &mut RedisServer {
+        match &mut self.redis {
+            Redis::Standalone(s) => s,
+            Redis::Cluster(c) => &mut c.nodes[0],
+        }
+    }
+
+    /// Runs redis-cli against the node that holds `key`'s slot (`-c`
+    /// follows redirects).
+    pub fn cli(&self, args: &[&str]) -> String {
+        match &self.redis {
+            Redis::Standalone(s) => s.cli(args).unwrap(),
+            Redis::Cluster(c) => {
+                let mut full = vec!["-c"];
+                full.extend_from_slice(args);
+                c.nodes[0].cli(&full).unwrap()
+            }
+        }
+    }
+}
+
+/// Extra settings for an app.
+#[derive(Default, Clone)]
+pub struct AppOptions {
+    pub extra: Vec<(String, String)>,
+}
+
+impl AppOptions {
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+fn env_to_flag(key: &str) -> String {
+    format!("--{}", key.to_lowercase().replace('_', "-"))
+}
+
+/// The app, in this process, on a free port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(redis: &RedisEnv, keys: &Keys, options: AppOptions) -> TestApp {
+        let (var, value) = redis.env();
+        let mut args = vec![
+            "admission".to_string(),
+            "--listen-addr".into(),
+            "127.0.0.1:0".into(),
+            env_to_flag(var),
+            value,
+            "--admin-token".into(),
+            ADMIN.into(),
+            "--token-keys".into(),
+            keys.token_spec.clone(),
+            "--identity-keys".into(),
+            keys.identity_spec.clone(),
+            "--admission-tick-ms".into(),
+            "50".into(),
+        ];
+        for (k, v) in &options.extra {
+            args.push(env_to_flag(k));
+            args.push(v.clone());
+        }
+        let config = Config::try_parse_from(args).expect("test config parses");
+        let app = Application::build(config).await.expect("app builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let test_app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            http: client(),
+            stop: Some(tx),
+            task: Some(task),
+        };
+        test_app.wait_ready().await;
+        test_app
+    }
+
+    async fn wait_ready(&self) {
+        wait_ready(&self.http, &self.base).await;
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(12), task).await;
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap()
+}
+
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{base} did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The app as its own process (the real binary), for multi-replica tests.
+pub struct AppProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl AppProcess {
+    pub async fn spawn(
+        redis: &RedisEnv,
+        keys: &Keys,
+        replica: &str,
+        options: AppOptions,
+    ) -> AppProcess {
+        let process = Self::start(redis, keys, replica, options);
+        wait_ready(&client(), &process.base).await;
+        process
+    }
+
+    pub fn start(redis: &RedisEnv, keys: &Keys, replica: &str, options: AppOptions) -> AppProcess {
+        let port = devstack::free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (var, value) = redis.env();
+        let log = redis.dir.path().join(format!("app-{replica}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_admission"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LISTEN_ADDR", addr.to_string())
+            .env(var, value)
+            .env("ADMIN_TOKEN", ADMIN)
+            .env("TOKEN_KEYS", &keys.token_spec)
+            .env("IDENTITY_KEYS", &keys.identity_spec)
+            .env("REPLICA_ID", replica)
+            .env("ADMISSION_TICK_MS", "50")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        for (k, v) in &options.extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("admission binary starts");
+        AppProcess {
+            child,
+            addr,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            http: client(),
+            base: self.base.clone(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Small typed calls on the API.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let r = req.send().await.expect("request sent");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn configure(&self, event: &str, config: Value) -> Reply {
+        let r = self
+            .send(
+                self.http
+                    .put(format!("{}/api/v1/admin/events/{event}/queue", self.base))
+                    .bearer_auth(ADMIN)
+                    .json(&config),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "configure {event}: {}", r.body);
+        r
+    }
+
+    pub async fn join(&self, event: &str, client_id: &str) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}/api/v1/events/{event}/queue", self.base))
+                .json(&json!({ "client_id": client_id })),
+        )
+        .await
+    }
+
+    pub async fn status(&self, event: &str, ticket: &str) -> Reply {
+        self.send(self.http.get(format!(
+            "{}/api/v1/events/{event}/queue/{ticket}",
+            self.base
+        )))
+        .await
+    }
+
+    pub async fn heartbeat(&self, event: &str, ticket: &str) -> Reply {
+        self.send(self.http.post(format!(
+            "{}/api/v1/events/{event}/queue/{ticket}/heartbeat",
+            self.base
+        )))
+        .await
+    }
+
+    pub async fn leave(&self, event: &str, ticket: &str) -> Reply {
+        self.send(self.http.delete(format!(
+            "{}/api/v1/events/{event}/queue/{ticket}",
+            self.base
+        )))
+        .await
+    }
+
+    pub async fn stats(&self, event: &str) -> Value {
+        let r = self
+            .send(
+                self.http
+                    .get(format!("{}/api/v1/events/{event}/queue", self.base)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "stats: {}", r.body);
+        r.body
+    }
+
+    /// Polls a ticket until `pred` holds on its status body.
+    pub async fn wait_status(
+        &self,
+        event: &str,
+        ticket: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.status(event, ticket).await;
+            if pred(&r.body) {
+                return r.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out; last status {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn ws_url(&self, event: &str, ticket: &str) -> String {
+        format!(
+            "{}/api/v1/events/{event}/queue/{ticket}/ws",
+            self.base.replacen("http://", "ws://", 1)
+        )
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(api: &Api, event: &str, ticket: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(api.ws_url(event, ticket))
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+/// The next JSON text message (skipping pings), or `None` on close/timeout.
+pub async fn ws_next(ws: &mut Ws, timeout: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+/// Reads messages until one of `kind` arrives.
+pub async fn ws_until(ws: &mut Ws, kind: &str, timeout: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = ws_next(ws, left).await?;
+        if msg["type"] == kind {
+            return Some(msg);
+        }
+    }
+}
+
+/// Every ticket record of an event, read from Redis directly:
+/// ticket -> (state, seq, admitted_ms).
+pub fn ticket_records(
+    redis: &RedisEnv,
+    prefix: &str,
+    event: &str,
+) -> Vec<(String, char, u64, Option<u64>)> {
+    let key = format!("{prefix}wr:{{{event}}}:tickets");
+    let lines: Vec<String> = redis
+        .cli(&["HGETALL", &key])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| {
+            let parts: Vec<&str> = c[1].splitn(5, ',').collect();
+            (
+                c[0].clone(),
+                parts[0].chars().next().unwrap_or('?'),
+                parts[1].parse().unwrap_or(0),
+                parts[2].parse().ok(),
+            )
+        })
+        .collect()
+}
+
+/// The largest number of admissions inside any window of `window_ms`.
+pub fn max_in_window(mut times: Vec<u64>, window_ms: u64) -> usize {
+    times.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= window_ms {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+pub fn quick() -> bool {
+    std::env::var("ADMISSION_QUICK_TESTS").is_ok_and(|v| !v.is_empty())
+}

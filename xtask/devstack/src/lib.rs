@@ -1,0 +1,405 @@
+//! Local services for development and tests: real `redis-server` processes
+//! (standalone or a Redis Cluster, plain or TLS) on free ports, in a folder
+//! of the caller's choosing, stopped when dropped.
+//!
+//! Used by `cargo xtask dev` and by the integration tests, so both start
+//! Redis the same way. No dependencies: it only spawns processes.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The exact command that installs what the stack needs on Debian.
+pub const REDIS_INSTALL_HINT: &str =
+    "sudo apt-get update && sudo apt-get install -y 'redis-server=5:7.0.15-*' 'redis-tools=5:7.0.15-*'";
+
+/// Finds an executable on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn redis_binaries() -> io::Result<(PathBuf, PathBuf)> {
+    match (which("redis-server"), which("redis-cli")) {
+        (Some(s), Some(c)) => Ok((s, c)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("redis-server/redis-cli not found on PATH; install them with: {REDIS_INSTALL_HINT}  (or run `cargo xtask test`, which installs them)"),
+        )),
+    }
+}
+
+/// A pseudo-random number; good enough to spread ports.
+fn random() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// A free port for a plain server.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A free port below 55000 whose `port + 10000` (the cluster bus) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = 20_000 + (random() % 25_000) as u16;
+        if port_free(port) && port_free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
+/// TLS files for a server: its certificate and key, and the CA that signed it.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    pub tls: Option<TlsFiles>,
+    /// Append-only file with fsync on every write, so nothing acknowledged
+    /// is lost when the server is killed.
+    pub durable: bool,
+}
+
+/// One `redis-server` process.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    tls: Option<TlsFiles>,
+    cli: PathBuf,
+    server: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a standalone server in `dir` on a free port.
+    pub fn start(dir: &Path, options: &RedisOptions) -> io::Result<RedisServer> {
+        Self::start_inner(dir, options, false)
+    }
+
+    fn start_inner(dir: &Path, options: &RedisOptions, cluster: bool) -> io::Result<RedisServer> {
+        let (server, cli) = redis_binaries()?;
+        std::fs::create_dir_all(dir)?;
+        let mut last_err = None;
+        for _ in 0..5 {
+            let port = if cluster {
+                free_cluster_port()
+            } else {
+                free_port()
+            };
+            let mut args: Vec<String> = vec![
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                dir.display().to_string(),
+                "--save".into(),
+                String::new(),
+                "--logfile".into(),
+                dir.join("redis.log").display().to_string(),
+                "--daemonize".into(),
+                "no".into(),
+                "--protected-mode".into(),
+                "no".into(),
+            ];
+            if options.durable {
+                args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+            } else {
+                args.extend(["--appendonly", "no"].map(String::from));
+            }
+            match &options.tls {
+                Some(tls) => args.extend([
+                    "--port".to_string(),
+                    "0".to_string(),
+                    "--tls-port".to_string(),
+                    port.to_string(),
+                    "--tls-cert-file".to_string(),
+                    tls.cert.display().to_string(),
+                    "--tls-key-file".to_string(),
+                    tls.key.display().to_string(),
+                    "--tls-ca-cert-file".to_string(),
+                    tls.ca.display().to_string(),
+                    "--tls-auth-clients".to_string(),
+                    "no".to_string(),
+                ]),
+                None => args.extend(["--port".to_string(), port.to_string()]),
+            }
+            if cluster {
+                args.extend([
+                    "--cluster-enabled".to_string(),
+                    "yes".to_string(),
+                    "--cluster-config-file".to_string(),
+                    dir.join("nodes.conf").display().to_string(),
+                    "--cluster-node-timeout".to_string(),
+                    "3000".to_string(),
+                ]);
+                if options.tls.is_some() {
+                    args.extend(
+                        ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from),
+                    );
+                }
+            }
+            let mut s = RedisServer {
+                port,
+                dir: dir.to_path_buf(),
+                args,
+                child: None,
+                tls: options.tls.clone(),
+                cli: cli.clone(),
+                server: server.clone(),
+            };
+            match s.spawn() {
+                Ok(()) => return Ok(s),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let child = Command::new(&self.server)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let log =
+                        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                    return Err(io::Error::other(format!(
+                        "redis-server exited ({status}) on port {}: {}",
+                        self.port,
+                        tail.join(" | ")
+                    )));
+                }
+            }
+            if self
+                .cli(&["PING"])
+                .map(|o| o.contains("PONG"))
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::other(format!(
+            "redis-server on port {} did not answer PING",
+            self.port
+        )))
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> io::Result<String> {
+        let mut cmd = Command::new(&self.cli);
+        cmd.arg("-h")
+            .arg("127.0.0.1")
+            .arg("-p")
+            .arg(self.port.to_string());
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(&tls.ca);
+        }
+        let out = cmd.args(args).stdin(Stdio::null()).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    pub fn url(&self) -> String {
+        match self.tls {
+            Some(_) => format!("rediss://localhost:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the server to shut down cleanly and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !port_free(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis Cluster of `masters` nodes, no replicas.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(dir: &Path, masters: usize, options: &RedisOptions) -> io::Result<RedisCluster> {
+        let mut nodes = Vec::new();
+        for i in 0..masters {
+            nodes.push(RedisServer::start_inner(
+                &dir.join(format!("node{i}")),
+                options,
+                true,
+            )?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = nodes[0].cli(&args)?;
+        if !out.contains("[OK] All 16384 slots covered") {
+            return Err(io::Error::other(format!("cluster create failed: {out}")));
+        }
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    pub fn wait_ok(&self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                n.cli(&["CLUSTER", "INFO"])
+                    .map(|o| o.contains("cluster_state:ok"))
+                    .unwrap_or(false)
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("cluster did not reach cluster_state:ok"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Node URLs, comma-separated, as REDIS_CLUSTER_NODES takes them.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), enough to check
+/// a local service without pulling an HTTP stack into xtask.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("no HTTP status line"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ports_leave_room_for_the_bus() {
+        for _ in 0..20 {
+            let p = free_cluster_port();
+            assert!((20_000..45_000).contains(&p));
+        }
+    }
+}

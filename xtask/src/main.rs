@@ -1,0 +1,58 @@
+//! `cargo xtask <command>`: the one entry point for people and pipelines.
+//!
+//! Each command is a module with a `run`; they all share one
+//! `xshell::Shell` rooted at the workspace.
+
+mod dev;
+mod flags;
+mod test;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use xshell::Shell;
+
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn project_root() -> PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(PathBuf::from).unwrap_or(dir)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match flags::parse(&args) {
+        Ok(cmd) => cmd,
+        Err(msg) => {
+            eprintln!("{msg}\n\n{}", flags::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    sh.change_dir(project_root());
+    let result = match cmd {
+        flags::Command::Help => {
+            println!("{}", flags::USAGE);
+            Ok(())
+        }
+        flags::Command::Dev(f) => dev::run(&sh, &f),
+        flags::Command::Test(f) => test::run(&sh, &f),
+        flags::Command::Deps => tools::ensure_all(&sh),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
