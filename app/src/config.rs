@@ -88,9 +88,9 @@ pub struct Config {
     pub replica_id: Option<String>,
 
     /// Milliseconds between two runs of this replica's admission loop for
-    /// each event.
+    /// each event (at most 250: the pacer holds a quarter second's worth).
     #[arg(long, env = "ADMISSION_TICK_MS", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(10..=5_000))]
+          value_parser = clap::value_parser!(u64).range(10..=250))]
     pub admission_tick_ms: u64,
 
     /// Log format: `json` (one JSON object per line) or `text`.

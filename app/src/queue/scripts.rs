@@ -8,7 +8,7 @@
 //!
 //! | # | key                         | type | holds |
 //! |---|-----------------------------|------|-------|
-//! | 1 | `<p>wr:{<ev>}:meta`         | hash | configuration, counters, token bucket, draw state |
+//! | 1 | `<p>wr:{<ev>}:meta`         | hash | configuration, counters, pacer, draw state |
 //! | 2 | `<p>wr:{<ev>}:queue`        | zset | waiting tickets, score = arrival sequence |
 //! | 3 | `<p>wr:{<ev>}:pre`          | zset | pre-queue (joined before `opens_at`), score = sequence |
 //! | 4 | `<p>wr:{<ev>}:seen`         | zset | waiting tickets, score = last sign of life (ms) |
@@ -16,7 +16,7 @@
 //! | 6 | `<p>wr:{<ev>}:tickets`      | hash | ticket -> `state,seq,admitted_ms,hard_end_ms,identity` |
 //! | 7 | `<p>wr:{<ev>}:ids`          | hash | identity -> its live ticket |
 //! | 8 | `<p>wr:{<ev>}:gone`         | zset | left/expired tickets, score = when (ms); purged after 1 h |
-//! | 9 | `<p>wr:{<ev>}:window`       | list | admissions per 10 ms bucket over the last second (`bucket:count`) |
+//! | 9 | `<p>wr:{<ev>}:window`       | list | the token bucket: admissions per 10 ms over the last second (`bucket:count`) |
 //! | 10| `<p>wr:{<ev>}:rate`         | list | admissions per second over the last minute (`second:count`) |
 //! | 11| `<p>wr:{<ev>}:replicas`     | zset | replica id -> heartbeat deadline (ms) |
 //! | 12| `<p>wr:{<ev>}:src:<addr>`   | str  | joins from one client address this minute (join only) |
@@ -183,9 +183,11 @@ local function split_pair(s)
   return tonumber(a), tonumber(b)
 end
 
--- Admissions in the last second, after dropping 10 ms buckets that ended
--- more than a second ago (a bucket counts until 1 s after its end, so the
--- window never undercounts).
+-- The token bucket of one second's worth: admit_per_second tokens, each
+-- admission takes one, and each comes back a second after it was taken.
+-- Returns the tokens taken in the last second, after dropping 10 ms buckets
+-- that ended more than a second ago (a bucket counts until 1 s after its
+-- end, so no window of one second ever holds more than admit_per_second).
 local function window_used(now)
   local used = tonumber(redis.call('HGET', K_META, 'window_used')) or 0
   while true do
@@ -200,19 +202,20 @@ local function window_used(now)
   return used
 end
 
--- The token bucket: refills at admit_per_second, holds at most one second's
--- worth, and never more than what the last second's admissions leave.
-local function available_tokens(c, now, used)
-  local v = redis.call('HMGET', K_META, 'bucket_tokens', 'bucket_at')
+-- The pacer: refills at admit_per_second and holds a quarter of a second's
+-- worth (at least 3, so that late ticks lose nothing at low rates), so the
+-- admission loop spreads admissions evenly through the second instead of
+-- letting a whole second's worth through at once.
+local function pace_tokens(c, now)
+  local cap = math.max(3, c.rate / 4)
+  local v = redis.call('HMGET', K_META, 'pace_tokens', 'pace_at')
   local tokens, at = tonumber(v[1]), tonumber(v[2])
-  if not tokens then tokens, at = c.rate, now end
-  tokens = math.min(c.rate, tokens + c.rate * math.max(0, now - at) / 1000, c.rate - used)
-  if tokens < 0 then tokens = 0 end
-  return tokens
+  if not tokens then return cap end
+  return math.min(cap, tokens + c.rate * math.max(0, now - at) / 1000)
 end
 
-local function store_tokens(tokens, now)
-  redis.call('HSET', K_META, 'bucket_tokens', tostring(tokens), 'bucket_at', now)
+local function store_pace(tokens, now)
+  redis.call('HSET', K_META, 'pace_tokens', tostring(tokens), 'pace_at', now)
 end
 
 local function bump_bucket(key, bucket, n, keep)
@@ -227,8 +230,8 @@ local function bump_bucket(key, bucket, n, keep)
   end
 end
 
-local function record_admissions(now, n, tokens, used)
-  store_tokens(math.max(0, tokens - n), now)
+local function record_admissions(now, n, pace, used)
+  store_pace(math.max(0, pace - n), now)
   redis.call('HSET', K_META, 'window_used', used + n, 'last_admit_ms', now)
   redis.call('HINCRBY', K_META, 'admitted_total', n)
   bump_bucket(K_WINDOW, math.floor(now / 10), n, 200)
@@ -372,12 +375,11 @@ if prequeue_open(c, now) then
 end
 if not frozen and redis.call('ZCARD', K_QUEUE) == 0 and (c.mode == 'fifo' or c.mode == 'random' or c.mode == 'passthrough') then
   local used = window_used(now)
-  local tokens = available_tokens(c, now, used)
   local room = c.mode == 'passthrough' or
     redis.call('ZCOUNT', K_ACTIVE, '(' .. now, '+inf') < effective_capacity(c, now)
-  if room and (tokens >= 1 or c.mode == 'passthrough') then
+  if room and (used < c.rate or c.mode == 'passthrough') then
     admit_ticket(c, now, ticket, r)
-    record_admissions(now, 1, tokens, used)
+    record_admissions(now, 1, pace_tokens(c, now), used)
     local s = reply('admitted', ticket, 0, -1, 0, r.admitted, r.hard)
     table.insert(s, 1, 'new')
     return s
@@ -465,8 +467,8 @@ return {'ok', before}
 /// Invariants: heartbeats this replica; expires ended sessions and idle
 /// waiters (at most `batch` each); admits from the head (or at random in
 /// `random` mode), skipping the abandoned, never beyond capacity or the
-/// token bucket, at most `batch` per run; admits nobody while the pre-queue
-/// waits for its draw.
+/// one-second token bucket, paced evenly, at most `batch` per run; admits
+/// nobody while the pre-queue waits for its draw.
 const TICK: &str = r#"
 local c = load_config()
 if not c then return {'gone'} end
@@ -499,10 +501,10 @@ local capacity = effective_capacity(c, now)
 local admitted = 0
 if not frozen and admits(c) then
   local used = window_used(now)
-  local tokens = available_tokens(c, now, used)
+  local pace = pace_tokens(c, now)
   local want = batch
   if c.mode ~= 'passthrough' then
-    want = math.min(math.floor(tokens), capacity - redis.call('ZCARD', K_ACTIVE), batch)
+    want = math.min(math.floor(pace), c.rate - used, capacity - redis.call('ZCARD', K_ACTIVE), batch)
   end
   local tries = 0
   while admitted < want and tries < 2 * batch do
@@ -527,9 +529,9 @@ if not frozen and admits(c) then
     end
   end
   if admitted > 0 then
-    record_admissions(now, admitted, tokens, used)
+    record_admissions(now, admitted, pace, used)
   else
-    store_tokens(tokens, now)
+    store_pace(pace, now)
   end
 end
 local pre = redis.call('ZCARD', K_PRE)

@@ -3,4 +3,9 @@
 //! One binary, so the (large) dependency graph is linked once.
 
 mod api;
+mod cluster;
+mod faults;
+mod rules;
 mod support;
+mod tls;
+mod ws;

@@ -1,0 +1,123 @@
+//! The WebSocket view on standalone Redis, with the app in-process.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+async fn setup() -> (RedisEnv, Keys, TestApp) {
+    let redis = RedisEnv::standalone();
+    let keys = keys();
+    let app = TestApp::spawn(&redis, &keys, AppOptions::default()).await;
+    (redis, keys, app)
+}
+
+#[tokio::test]
+async fn a_socket_hears_its_position_the_notice_and_its_admission() {
+    let (_r, _k, app) = setup().await;
+    let api = app.api();
+    api.configure("ev", json!({"capacity": 1})).await;
+    let a = api.join("ev", "a").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = api.join("ev", "b").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = ws_connect(&api, "ev", &b).await;
+    let first = ws_next(&mut ws, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(first["type"], "position");
+    assert_eq!(first["position"], 1);
+    assert!(first["estimated_wait_seconds"].is_u64());
+    // Refreshed at least every 2 s while queued.
+    let again = ws_until(&mut ws, "position", Duration::from_millis(2500)).await;
+    assert_eq!(again.unwrap()["position"], 1);
+
+    api.configure("ev", json!({"capacity": 1, "message": "Doors open at 8"}))
+        .await;
+    let notice = ws_until(&mut ws, "message", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        notice,
+        json!({"type": "message", "text": "Doors open at 8"})
+    );
+
+    let left_at = Instant::now();
+    api.leave("ev", &a).await;
+    let admitted = ws_until(&mut ws, "admitted", Duration::from_secs(3))
+        .await
+        .unwrap();
+    let latency = left_at.elapsed();
+    assert!(admitted["token"].as_str().unwrap().split('.').count() == 3);
+    assert!(admitted["expires_at"].as_str().unwrap().ends_with('Z'));
+    eprintln!("admission reached the socket {latency:?} after the leave");
+    assert!(latency < Duration::from_millis(1500), "{latency:?}");
+}
+
+#[tokio::test]
+async fn an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire() {
+    let (_r, _k, app) = setup().await;
+    let api = app.api();
+    api.configure("ev", json!({"capacity": 1, "session_timeout_seconds": 1}))
+        .await;
+    let a = api.join("ev", "a").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = ws_connect(&api, "ev", &a).await;
+    assert_eq!(
+        ws_next(&mut ws, Duration::from_secs(2)).await.unwrap()["type"],
+        "admitted"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        api.status("ev", &a).await.body["state"],
+        "admitted",
+        "the socket is presence"
+    );
+    drop(ws);
+    api.wait_status("ev", &a, Duration::from_secs(4), |s| {
+        s["state"] == "expired"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_socket_is_told_when_its_ticket_expires() {
+    let (_r, _k, app) = setup().await;
+    let api = app.api();
+    api.configure("ev", json!({"capacity": 1, "session_max_seconds": 1}))
+        .await;
+    let a = api.join("ev", "a").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = ws_connect(&api, "ev", &a).await;
+    assert_eq!(
+        ws_next(&mut ws, Duration::from_secs(2)).await.unwrap()["type"],
+        "admitted"
+    );
+    let expired = ws_until(&mut ws, "expired", Duration::from_secs(4)).await;
+    assert_eq!(expired, Some(json!({"type": "expired"})));
+    assert!(
+        ws_next(&mut ws, Duration::from_secs(2)).await.is_none(),
+        "then the socket closes"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tickets_are_refused_before_the_upgrade() {
+    let (_r, _k, app) = setup().await;
+    let api = app.api();
+    api.configure("ev", json!({})).await;
+    let err = tokio_tungstenite::connect_async(api.ws_url("ev", "AAAAAAAAAAAAAAAAAAAAAA"))
+        .await
+        .unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 404),
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
