@@ -120,7 +120,7 @@ async fn bad_inputs_get_the_exact_status_and_code() {
         .as_str()
         .unwrap()
         .to_string();
-    let base = &api.base;
+    let base = &api.base();
     let h = &api.http;
     let big = format!("{{\"client_id\":\"{}\"}}", "a".repeat(17_000));
     let unknown_ticket = "AAAAAAAAAAAAAAAAAAAAAA";
@@ -404,7 +404,7 @@ async fn admin_put_replaces_the_whole_configuration() {
     let got = api
         .send(
             api.http
-                .get(format!("{}/api/v1/admin/events/ev/queue", api.base))
+                .get(format!("{}/api/v1/admin/events/ev/queue", api.base()))
                 .bearer_auth(ADMIN),
         )
         .await;
@@ -444,7 +444,10 @@ async fn admission_tokens_verify_with_the_published_keys() {
         .await;
     let r = api.join("ev", "fan").await;
     let jwks = api
-        .send(api.http.get(format!("{}/.well-known/jwks.json", api.base)))
+        .send(
+            api.http
+                .get(format!("{}/.well-known/jwks.json", api.base())),
+        )
         .await;
     assert_eq!(jwks.status, StatusCode::OK);
     let claims = verify_with_jwks(r.body["token"].as_str().unwrap(), &jwks.body);
@@ -476,7 +479,7 @@ async fn metrics_openapi_health_and_request_ids() {
     for _ in 0..60 {
         metrics = api
             .http
-            .get(format!("{}/metrics", api.base))
+            .get(format!("{}/metrics", api.base()))
             .send()
             .await
             .unwrap()
@@ -502,7 +505,7 @@ async fn metrics_openapi_health_and_request_ids() {
     }
 
     let spec = api
-        .send(api.http.get(format!("{}/api/v1/openapi.json", api.base)))
+        .send(api.http.get(format!("{}/api/v1/openapi.json", api.base())))
         .await
         .body;
     let routes = [
@@ -544,7 +547,7 @@ async fn metrics_openapi_health_and_request_ids() {
         // The route exists: a request never falls through to `not_found`.
         let url = format!(
             "{}{}",
-            api.base,
+            api.base(),
             path.replace("{event_id}", "ev")
                 .replace("{ticket}", "AAAAAAAAAAAAAAAAAAAAAA")
         );
@@ -559,14 +562,14 @@ async fn metrics_openapi_health_and_request_ids() {
     }
 
     let ready = api
-        .send(api.http.get(format!("{}/health/ready", api.base)))
+        .send(api.http.get(format!("{}/health/ready", api.base())))
         .await;
     assert_eq!(ready.body["status"], "ok");
     assert_eq!(ready.body["dependencies"]["redis"], "up");
 
     let r = api
         .http
-        .get(format!("{}/health/live", api.base))
+        .get(format!("{}/health/live", api.base()))
         .header("x-request-id", "trace-42")
         .send()
         .await
@@ -574,7 +577,7 @@ async fn metrics_openapi_health_and_request_ids() {
     assert_eq!(r.headers()["x-request-id"], "trace-42");
     let r = api
         .http
-        .get(format!("{}/health/live", api.base))
+        .get(format!("{}/health/live", api.base()))
         .send()
         .await
         .unwrap();

@@ -48,7 +48,7 @@ async fn redis_killed_means_fast_503s_then_recovery_with_nothing_acknowledged_lo
         assert!(started.elapsed() < Duration::from_secs(2));
     }
     let ready = api
-        .send(api.http.get(format!("{}/health/ready", api.base)))
+        .send(api.http.get(format!("{}/health/ready", api.base())))
         .await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["dependencies"]["redis"], "down");
@@ -58,7 +58,7 @@ async fn redis_killed_means_fast_503s_then_recovery_with_nothing_acknowledged_lo
     loop {
         let r = api
             .http
-            .get(format!("{}/health/ready", api.base))
+            .get(format!("{}/health/ready", api.base()))
             .send()
             .await
             .unwrap();

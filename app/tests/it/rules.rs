@@ -1,5 +1,7 @@
-//! Queue rules on standalone Redis: modes, expiry, the rate, identities,
-//! the abuse limit and the pre-queue draw.
+//! Queue rules, each proved twice: on standalone Redis with the app
+//! in-process, and on a 3-master cluster through three app processes (every
+//! call to the next replica). Modes, expiry, the rate, identities, the
+//! abuse limit and the pre-queue draw.
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-async fn setup() -> (RedisEnv, Keys, TestApp) {
-    let redis = RedisEnv::standalone();
-    let keys = keys();
-    let app = TestApp::spawn(&redis, &keys, AppOptions::default()).await;
-    (redis, keys, app)
-}
 
 fn ticket(r: &Reply) -> String {
     r.body["ticket"].as_str().expect("ticket").to_string()
@@ -29,10 +24,8 @@ async fn join_many(api: &Api, event: &str, n: usize) -> Vec<String> {
     tickets
 }
 
-#[tokio::test]
-async fn paused_queues_everyone_and_resuming_admits_in_order() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn paused_queues_everyone_and_resuming_admits_in_order(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 10, "mode": "paused"}))
         .await;
     let tickets = join_many(&api, "ev", 3).await;
@@ -53,10 +46,8 @@ async fn paused_queues_everyone_and_resuming_admits_in_order() {
     }
 }
 
-#[tokio::test]
-async fn passthrough_admits_everyone_beyond_capacity_and_rate() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn passthrough_admits_everyone_beyond_capacity_and_rate(stack: Stack) {
+    let api = stack.api();
     api.configure(
         "ev",
         json!({"capacity": 1, "admit_per_second": 1, "mode": "passthrough"}),
@@ -69,10 +60,8 @@ async fn passthrough_admits_everyone_beyond_capacity_and_rate() {
     assert_eq!(api.stats("ev").await["active"], 20);
 }
 
-#[tokio::test]
-async fn closed_refuses_new_joins_but_still_admits_those_waiting() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn closed_refuses_new_joins_but_still_admits_those_waiting(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 0})).await;
     let tickets = join_many(&api, "ev", 2).await;
     api.configure("ev", json!({"capacity": 0, "mode": "closed"}))
@@ -97,10 +86,8 @@ async fn closed_refuses_new_joins_but_still_admits_those_waiting() {
     }
 }
 
-#[tokio::test]
-async fn sold_out_reaches_every_waiting_fan_and_the_way_back_restores_positions() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn sold_out_reaches_every_waiting_fan_and_the_way_back_restores_positions(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 0})).await;
     let tickets = join_many(&api, "ev", 5).await;
     let mut sockets = Vec::new();
@@ -139,10 +126,8 @@ async fn sold_out_reaches_every_waiting_fan_and_the_way_back_restores_positions(
     }
 }
 
-#[tokio::test]
-async fn random_mode_admits_among_all_who_wait() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn random_mode_admits_among_all_who_wait(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 0})).await;
     let tickets = join_many(&api, "ev", 40).await;
     api.configure("ev", json!({"capacity": 10, "mode": "random"}))
@@ -164,10 +149,8 @@ async fn random_mode_admits_among_all_who_wait() {
     assert_ne!(admitted, (0..10).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn an_admitted_session_without_heartbeat_expires_and_frees_its_place() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn an_admitted_session_without_heartbeat_expires_and_frees_its_place(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 1, "session_timeout_seconds": 1}))
         .await;
     let a = ticket(&api.join("ev", "a").await);
@@ -184,10 +167,8 @@ async fn an_admitted_session_without_heartbeat_expires_and_frees_its_place() {
     assert_ne!(ticket(&again), a);
 }
 
-#[tokio::test]
-async fn heartbeats_keep_a_session_only_until_session_max() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn heartbeats_keep_a_session_only_until_session_max(stack: Stack) {
+    let api = stack.api();
     api.configure(
         "ev",
         json!({"capacity": 1, "session_timeout_seconds": 1, "session_max_seconds": 3}),
@@ -214,10 +195,10 @@ async fn heartbeats_keep_a_session_only_until_session_max() {
     assert_eq!(api.status("ev", &a).await.body["state"], "expired");
 }
 
-#[tokio::test]
-async fn a_waiting_fan_who_stops_polling_loses_the_place_and_no_capacity_is_spent_on_them() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn a_waiting_fan_who_stops_polling_loses_the_place_and_no_capacity_is_spent_on_them(
+    stack: Stack,
+) {
+    let api = stack.api();
     api.configure(
         "ev",
         json!({"capacity": 0, "queue_idle_timeout_seconds": 1}),
@@ -244,10 +225,9 @@ async fn a_waiting_fan_who_stops_polling_loses_the_place_and_no_capacity_is_spen
     assert_eq!(api.stats("ev").await["admitted_total"], 1);
 }
 
-#[tokio::test]
-async fn admissions_never_exceed_the_rate_in_any_window() {
-    let (redis, _k, app) = setup().await;
-    let api = app.api();
+async fn admissions_never_exceed_the_rate_in_any_window(stack: Stack) {
+    let api = stack.api();
+    let redis = &stack.redis;
     // At join: a full bucket admits exactly `admit_per_second` at once.
     api.configure("burst", json!({"capacity": 100, "admit_per_second": 3}))
         .await;
@@ -273,7 +253,7 @@ async fn admissions_never_exceed_the_rate_in_any_window() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let times: Vec<u64> = ticket_records(&redis, "", "ev")
+    let times: Vec<u64> = ticket_records(redis, "", "ev")
         .into_iter()
         .filter_map(|(_, state, _, admitted)| (state == 'a').then_some(admitted).flatten())
         .collect();
@@ -289,10 +269,9 @@ async fn admissions_never_exceed_the_rate_in_any_window() {
     assert!(max_in_window(times.clone(), 2000) <= 10);
 }
 
-#[tokio::test]
-async fn identity_tokens_decide_who_holds_a_place() {
-    let (_r, keys, app) = setup().await;
-    let api = app.api();
+async fn identity_tokens_decide_who_holds_a_place(stack: Stack) {
+    let api = stack.api();
+    let keys = &stack.keys;
     api.configure("ev", json!({"capacity": 0, "require_identity": true}))
         .await;
     let now = admission::clock::now_ms() / 1000;
@@ -304,7 +283,7 @@ async fn identity_tokens_decide_who_holds_a_place() {
         async move {
             api.send(
                 api.http
-                    .post(format!("{}/api/v1/events/ev/queue", api.base))
+                    .post(format!("{}/api/v1/events/ev/queue", api.base()))
                     .json(&body),
             )
             .await
@@ -353,17 +332,8 @@ async fn identity_tokens_decide_who_holds_a_place() {
     assert_eq!(other_user.body["position"], 2);
 }
 
-#[tokio::test]
-async fn joins_per_source_are_limited_with_retry_after() {
-    let redis = RedisEnv::standalone();
-    let keys = keys();
-    let app = TestApp::spawn(
-        &redis,
-        &keys,
-        AppOptions::default().with("TRUSTED_PROXIES", "127.0.0.1/32"),
-    )
-    .await;
-    let api = app.api();
+async fn joins_per_source_are_limited_with_retry_after(stack: Stack) {
+    let api = stack.api();
     api.configure(
         "ev",
         json!({"capacity": 0, "max_joins_per_source_per_minute": 3}),
@@ -374,7 +344,7 @@ async fn joins_per_source_are_limited_with_retry_after() {
         async move {
             api.send(
                 api.http
-                    .post(format!("{}/api/v1/events/ev/queue", api.base))
+                    .post(format!("{}/api/v1/events/ev/queue", api.base()))
                     .header("x-forwarded-for", addr)
                     .json(&json!({"client_id": id})),
             )
@@ -402,10 +372,8 @@ async fn joins_per_source_are_limited_with_retry_after() {
     );
 }
 
-#[tokio::test]
-async fn the_pre_queue_is_drawn_at_opening_ahead_of_later_joins_and_replayable() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn the_pre_queue_is_drawn_at_opening_ahead_of_later_joins_and_replayable(stack: Stack) {
+    let api = stack.api();
     let opens_ms = admission::clock::now_ms() + 2500;
     let opens_at = admission::clock::format_ms(opens_ms);
     api.configure("ev", json!({"capacity": 0, "opens_at": opens_at}))
@@ -453,3 +421,41 @@ async fn the_pre_queue_is_drawn_at_opening_ahead_of_later_joins_and_replayable()
         assert_eq!(positions[joined], k as u64 + 1, "replayed from the seed");
     }
 }
+
+fn behind_a_proxy() -> AppOptions {
+    AppOptions::default().with("TRUSTED_PROXIES", "127.0.0.1/32")
+}
+
+mod joins_per_source_are_limited_with_retry_after {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn standalone() {
+        super::joins_per_source_are_limited_with_retry_after(
+            Stack::standalone_with(behind_a_proxy()).await,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster() {
+        super::joins_per_source_are_limited_with_retry_after(
+            Stack::cluster_with(behind_a_proxy()).await,
+        )
+        .await
+    }
+}
+
+crate::on_standalone_and_cluster!(
+    paused_queues_everyone_and_resuming_admits_in_order,
+    passthrough_admits_everyone_beyond_capacity_and_rate,
+    closed_refuses_new_joins_but_still_admits_those_waiting,
+    sold_out_reaches_every_waiting_fan_and_the_way_back_restores_positions,
+    random_mode_admits_among_all_who_wait,
+    an_admitted_session_without_heartbeat_expires_and_frees_its_place,
+    heartbeats_keep_a_session_only_until_session_max,
+    a_waiting_fan_who_stops_polling_loses_the_place_and_no_capacity_is_spent_on_them,
+    admissions_never_exceed_the_rate_in_any_window,
+    identity_tokens_decide_who_holds_a_place,
+    the_pre_queue_is_drawn_at_opening_ahead_of_later_joins_and_replayable,
+);

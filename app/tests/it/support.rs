@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use admission::{Application, Config};
@@ -216,10 +218,7 @@ impl TestApp {
     }
 
     pub fn api(&self) -> Api {
-        Api {
-            http: self.http.clone(),
-            base: self.base.clone(),
-        }
+        Api::new(vec![self.base.clone()])
     }
 }
 
@@ -304,10 +303,7 @@ impl AppProcess {
     }
 
     pub fn api(&self) -> Api {
-        Api {
-            http: client(),
-            base: self.base.clone(),
-        }
+        Api::new(vec![self.base.clone()])
     }
 
     pub fn kill(&mut self) {
@@ -341,11 +337,13 @@ impl Drop for AppProcess {
     }
 }
 
-/// Small typed calls on the API.
+/// Small typed calls on the API. With several replicas, each call goes to
+/// the next one in turn.
 #[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
-    pub base: String,
+    bases: Arc<Vec<String>>,
+    next: Arc<AtomicUsize>,
 }
 
 pub struct Reply {
@@ -361,6 +359,20 @@ impl Reply {
 }
 
 impl Api {
+    pub fn new(bases: Vec<String>) -> Api {
+        Api {
+            http: client(),
+            bases: Arc::new(bases),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The base URL of the next replica.
+    pub fn base(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.bases[i % self.bases.len()].clone()
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let r = req.send().await.expect("request sent");
         let status = r.status();
@@ -378,7 +390,7 @@ impl Api {
         let r = self
             .send(
                 self.http
-                    .put(format!("{}/api/v1/admin/events/{event}/queue", self.base))
+                    .put(format!("{}/api/v1/admin/events/{event}/queue", self.base()))
                     .bearer_auth(ADMIN)
                     .json(&config),
             )
@@ -390,7 +402,7 @@ impl Api {
     pub async fn join(&self, event: &str, client_id: &str) -> Reply {
         self.send(
             self.http
-                .post(format!("{}/api/v1/events/{event}/queue", self.base))
+                .post(format!("{}/api/v1/events/{event}/queue", self.base()))
                 .json(&json!({ "client_id": client_id })),
         )
         .await
@@ -399,7 +411,7 @@ impl Api {
     pub async fn status(&self, event: &str, ticket: &str) -> Reply {
         self.send(self.http.get(format!(
             "{}/api/v1/events/{event}/queue/{ticket}",
-            self.base
+            self.base()
         )))
         .await
     }
@@ -407,7 +419,7 @@ impl Api {
     pub async fn heartbeat(&self, event: &str, ticket: &str) -> Reply {
         self.send(self.http.post(format!(
             "{}/api/v1/events/{event}/queue/{ticket}/heartbeat",
-            self.base
+            self.base()
         )))
         .await
     }
@@ -415,7 +427,7 @@ impl Api {
     pub async fn leave(&self, event: &str, ticket: &str) -> Reply {
         self.send(self.http.delete(format!(
             "{}/api/v1/events/{event}/queue/{ticket}",
-            self.base
+            self.base()
         )))
         .await
     }
@@ -424,7 +436,7 @@ impl Api {
         let r = self
             .send(
                 self.http
-                    .get(format!("{}/api/v1/events/{event}/queue", self.base)),
+                    .get(format!("{}/api/v1/events/{event}/queue", self.base())),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "stats: {}", r.body);
@@ -457,7 +469,7 @@ impl Api {
     pub fn ws_url(&self, event: &str, ticket: &str) -> String {
         format!(
             "{}/api/v1/events/{event}/queue/{ticket}/ws",
-            self.base.replacen("http://", "ws://", 1)
+            self.base().replacen("http://", "ws://", 1)
         )
     }
 }
@@ -544,4 +556,81 @@ pub fn max_in_window(mut times: Vec<u64>, window_ms: u64) -> usize {
 
 pub fn quick() -> bool {
     std::env::var("ADMISSION_QUICK_TESTS").is_ok_and(|v| !v.is_empty())
+}
+
+/// Redis and the app as a test runs them: standalone Redis with the app
+/// in-process, or a 3-master cluster with three app processes (each call
+/// of the stack's `api()` then goes to the next replica).
+pub struct Stack {
+    pub redis: RedisEnv,
+    pub keys: Keys,
+    app: Option<TestApp>,
+    replicas: Vec<AppProcess>,
+}
+
+impl Stack {
+    pub async fn standalone() -> Stack {
+        Self::standalone_with(AppOptions::default()).await
+    }
+
+    pub async fn standalone_with(options: AppOptions) -> Stack {
+        let redis = RedisEnv::standalone();
+        let keys = keys();
+        let app = TestApp::spawn(&redis, &keys, options).await;
+        Stack {
+            redis,
+            keys,
+            app: Some(app),
+            replicas: Vec::new(),
+        }
+    }
+
+    pub async fn cluster() -> Stack {
+        Self::cluster_with(AppOptions::default()).await
+    }
+
+    pub async fn cluster_with(options: AppOptions) -> Stack {
+        let redis = RedisEnv::cluster();
+        let keys = keys();
+        let replicas = (0..3)
+            .map(|i| AppProcess::start(&redis, &keys, &format!("replica-{i}"), options.clone()))
+            .collect::<Vec<_>>();
+        for r in &replicas {
+            wait_ready(&client(), &r.base).await;
+        }
+        Stack {
+            redis,
+            keys,
+            app: None,
+            replicas,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        match &self.app {
+            Some(app) => app.api(),
+            None => Api::new(self.replicas.iter().map(|r| r.base.clone()).collect()),
+        }
+    }
+}
+
+/// Runs an `async fn(Stack)` test twice: on standalone Redis with the app
+/// in-process, and on a 3-master cluster with three app processes.
+#[macro_export]
+macro_rules! on_standalone_and_cluster {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn standalone() {
+                    super::$name($crate::support::Stack::standalone().await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$name($crate::support::Stack::cluster().await).await
+                }
+            }
+        )*
+    };
 }

@@ -1,4 +1,6 @@
-//! The WebSocket view on standalone Redis, with the app in-process.
+//! The WebSocket view, on standalone Redis (app in-process) and on a
+//! cluster through three app processes (socket and calls on different
+//! replicas).
 
 use std::time::{Duration, Instant};
 
@@ -6,17 +8,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn setup() -> (RedisEnv, Keys, TestApp) {
-    let redis = RedisEnv::standalone();
-    let keys = keys();
-    let app = TestApp::spawn(&redis, &keys, AppOptions::default()).await;
-    (redis, keys, app)
-}
-
-#[tokio::test]
-async fn a_socket_hears_its_position_the_notice_and_its_admission() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn a_socket_hears_its_position_the_notice_and_its_admission(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 1})).await;
     let a = api.join("ev", "a").await.body["ticket"]
         .as_str()
@@ -57,10 +50,8 @@ async fn a_socket_hears_its_position_the_notice_and_its_admission() {
     assert!(latency < Duration::from_millis(1500), "{latency:?}");
 }
 
-#[tokio::test]
-async fn an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 1, "session_timeout_seconds": 1}))
         .await;
     let a = api.join("ev", "a").await.body["ticket"]
@@ -85,10 +76,8 @@ async fn an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire() {
     .await;
 }
 
-#[tokio::test]
-async fn a_socket_is_told_when_its_ticket_expires() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn a_socket_is_told_when_its_ticket_expires(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({"capacity": 1, "session_max_seconds": 1}))
         .await;
     let a = api.join("ev", "a").await.body["ticket"]
@@ -108,10 +97,8 @@ async fn a_socket_is_told_when_its_ticket_expires() {
     );
 }
 
-#[tokio::test]
-async fn unknown_tickets_are_refused_before_the_upgrade() {
-    let (_r, _k, app) = setup().await;
-    let api = app.api();
+async fn unknown_tickets_are_refused_before_the_upgrade(stack: Stack) {
+    let api = stack.api();
     api.configure("ev", json!({})).await;
     let err = tokio_tungstenite::connect_async(api.ws_url("ev", "AAAAAAAAAAAAAAAAAAAAAA"))
         .await
@@ -121,3 +108,10 @@ async fn unknown_tickets_are_refused_before_the_upgrade() {
         other => panic!("expected a 404, got {other:?}"),
     }
 }
+
+crate::on_standalone_and_cluster!(
+    a_socket_hears_its_position_the_notice_and_its_admission,
+    an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire,
+    a_socket_is_told_when_its_ticket_expires,
+    unknown_tickets_are_refused_before_the_upgrade,
+);
