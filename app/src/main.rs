@@ -38,12 +38,17 @@ fn keygen(args: Vec<String>) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stdout through a background thread, so a slow log pipe never
+/// stalls a request; the guard flushes what is buffered at exit.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -53,6 +58,7 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -75,7 +81,7 @@ fn main() -> ExitCode {
         eprintln!("admission: {msg}");
         return ExitCode::from(2);
     }
-    init_logging(config.log_format);
+    let _log_guard = init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,7 +2,9 @@
 //! publishes the keys of at `/.well-known/jwks.json`), and the identity
 //! tokens a ticketing site signs for events with `require_identity`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -139,7 +141,7 @@ fn verify<'k, C: for<'de> Deserialize<'de>>(
 }
 
 /// The claims of an admission token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AdmissionClaims {
     pub event_id: String,
     pub ticket: String,
@@ -150,7 +152,13 @@ pub struct AdmissionClaims {
 /// Signs admission tokens with the first of TOKEN_KEYS; verifies with all.
 pub struct AdmissionKeys {
     signing: Vec<(String, SigningKey)>,
+    /// Tokens already signed: an admitted fan polls every few seconds and
+    /// gets the same token each time, so it is signed once per replica.
+    signed: Mutex<HashMap<AdmissionClaims, String>>,
 }
+
+/// Signed tokens kept before the cache starts over.
+const SIGNED_CACHE_LIMIT: usize = 100_000;
 
 impl AdmissionKeys {
     pub fn load(specs: &[KeySpec]) -> Result<AdmissionKeys, String> {
@@ -164,12 +172,25 @@ impl AdmissionKeys {
         if signing.is_empty() {
             return Err("TOKEN_KEYS must name at least one key".into());
         }
-        Ok(AdmissionKeys { signing })
+        Ok(AdmissionKeys {
+            signing,
+            signed: Mutex::default(),
+        })
     }
 
     pub fn sign(&self, claims: &AdmissionClaims) -> String {
+        if let Some(token) = self.signed.lock().ok().and_then(|c| c.get(claims).cloned()) {
+            return token;
+        }
         let (kid, key) = &self.signing[0];
-        sign(key, kid, claims)
+        let token = sign(key, kid, claims);
+        if let Ok(mut cache) = self.signed.lock() {
+            if cache.len() >= SIGNED_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(claims.clone(), token.clone());
+        }
+        token
     }
 
     /// Checks signature and expiry (`now` in Unix seconds).

@@ -166,6 +166,13 @@ fn print_urls(addr: SocketAddr, admin: &str, dir: &Path, redis: &Redis) {
 pub fn run(sh: &Shell, flags: &flags::Dev) -> Result {
     tools::ensure_all(sh)?;
     cmd!(sh, "cargo build --quiet --package admission").run()?;
+    run_built(sh, flags)
+}
+
+/// Runs the stack with the binary already in target/debug (`cargo xtask
+/// test` reuses the one its `cargo test` built, instead of rebuilding it
+/// with a different feature set).
+pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
     let root = sh.current_dir();
     let binary = root.join("target/debug/admission");
     let dir: PathBuf = root.join("target/dev");

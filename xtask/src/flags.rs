@@ -13,6 +13,10 @@ Commands:
   test [--quick]              Everything CI checks: cargo fmt --check, clippy
                               -D warnings, every test, and the dev stack check.
                               --quick skips the slow load-style tests.
+  bench [--seconds N] [--fans N] [--fan-processes N]
+                              Figures, not pass/fail: peak HTTP joins/s vs the raw
+                              Redis join script, and latency with 10,000 open
+                              connections at 10,000 req/s (release builds).
   deps                        Install the service binaries the tests need
                               (redis-server), pinned, when this machine can.
   help                        This text.";
@@ -21,6 +25,7 @@ Commands:
 pub enum Command {
     Dev(Dev),
     Test(Test),
+    Bench(Bench),
     Deps,
     Help,
 }
@@ -34,6 +39,26 @@ pub struct Dev {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Test {
     pub quick: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Bench {
+    /// Duration of each peak measurement.
+    pub seconds: u64,
+    /// Open connections in the latency run (one request a second each).
+    pub fans: u64,
+    /// Load-generator processes for the latency run.
+    pub fan_processes: u64,
+}
+
+impl Default for Bench {
+    fn default() -> Self {
+        Bench {
+            seconds: 10,
+            fans: 10_000,
+            fan_processes: 4,
+        }
+    }
 }
 
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -64,6 +89,25 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
             Ok(Command::Test(t))
         }
+        "bench" => {
+            let mut b = Bench::default();
+            let mut it = flags.into_iter();
+            while let Some(f) = it.next() {
+                let mut value = || -> Result<u64, String> {
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| format!("`{f}` needs a positive number"))
+                };
+                match f {
+                    "--seconds" => b.seconds = value()?,
+                    "--fans" => b.fans = value()?,
+                    "--fan-processes" => b.fan_processes = value()?,
+                    other => return unknown(other),
+                }
+            }
+            Ok(Command::Bench(b))
+        }
         "deps" if flags.is_empty() => Ok(Command::Deps),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!("unknown command `{other}`")),
@@ -89,6 +133,14 @@ mod tests {
             }))
         );
         assert_eq!(p(&["test"]), Ok(Command::Test(Test::default())));
+        assert_eq!(
+            p(&["bench", "--fans", "500"]),
+            Ok(Command::Bench(Bench {
+                fans: 500,
+                ..Bench::default()
+            }))
+        );
+        assert!(p(&["bench", "--fans", "0"]).is_err());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());
     }

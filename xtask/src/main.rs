@@ -3,6 +3,7 @@
 //! Each command is a module with a `run`; they all share one
 //! `xshell::Shell` rooted at the workspace.
 
+mod bench;
 mod dev;
 mod flags;
 mod test;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         }
         flags::Command::Dev(f) => dev::run(&sh, &f),
         flags::Command::Test(f) => test::run(&sh, &f),
+        flags::Command::Bench(f) => bench::run(&sh, &f),
         flags::Command::Deps => tools::ensure_all(&sh),
     };
     match result {

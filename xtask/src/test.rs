@@ -50,7 +50,7 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
             .run()?)
     });
     step(&mut results, "xtask dev --check", || {
-        dev::run(
+        dev::run_built(
             sh,
             &flags::Dev {
                 cluster: false,

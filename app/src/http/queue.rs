@@ -117,7 +117,7 @@ pub async fn join(
     let source = client_addr(peer, &headers, &state.trusted_proxies).to_string();
     let outcome = state.queue.join(&event, &identity, Some(&source)).await?;
     if outcome.new {
-        tracing::info!(event = %event, ticket = outcome.status.ticket.redacted(), state = outcome.status.state.name(), "joined");
+        tracing::debug!(event = %event, ticket = outcome.status.ticket.redacted(), state = outcome.status.state.name(), "joined");
     }
     let code = match outcome.status.state {
         TicketState::Admitted { .. } => StatusCode::OK,
@@ -163,7 +163,7 @@ pub async fn heartbeat(
 pub async fn leave(State(state): State<AppState>, path: QueuePath) -> Result<StatusCode, AppError> {
     let ticket = path.ticket()?;
     if state.queue.leave(&path.event, ticket).await? {
-        tracing::info!(event = %path.event, ticket = ticket.redacted(), "left");
+        tracing::debug!(event = %path.event, ticket = ticket.redacted(), "left");
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,445 @@
+//! Load generator for `cargo xtask bench`: HTTP join peak over keep-alive
+//! connections, the raw Redis ceiling of the join script, and latency under
+//! many open connections at a fixed offered rate (spread over several
+//! processes, as one process may hold at most 20,000 files).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "Load generator for cargo xtask bench")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Peak joins per second over keep-alive HTTP connections.
+    HttpPeak {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        event: String,
+        #[arg(long, default_value_t = 256)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Prefix of client ids, so that several runs do not rejoin.
+        #[arg(long, default_value = "peak")]
+        tag: String,
+    },
+    /// The product's join script by EVALSHA, one call in flight per connection.
+    RedisPeak {
+        #[arg(long)]
+        redis: String,
+        #[arg(long)]
+        event: String,
+        #[arg(long, default_value = "")]
+        key_prefix: String,
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Fans: each holds one keep-alive connection, joins, then asks for its
+    /// status once a second. Latency is measured from the scheduled send
+    /// time, so a slow server cannot hide its queueing.
+    Fans {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        fans: usize,
+        /// Total over all processes; each process takes its share.
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Seconds at the start whose samples are dropped.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Source address of this process (127.0.0.x spreads ephemeral ports).
+        #[arg(long)]
+        source: Option<IpAddr>,
+        /// Index of this process among `processes` (set by the parent).
+        #[arg(long)]
+        index: Option<usize>,
+    },
+}
+
+async fn connect(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<SendRequest<Full<Bytes>>> {
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(src) = source {
+        socket.bind(SocketAddr::new(src, 0))?;
+    }
+    let stream = socket.connect(target).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn request(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Result<(u16, Bytes), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+async fn http_peak(
+    target: SocketAddr,
+    event: String,
+    connections: usize,
+    seconds: u64,
+    tag: String,
+) -> Value {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (done, errors, event, tag) = (done.clone(), errors.clone(), event.clone(), tag.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut sender) = connect(target, None).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let path = format!("/api/v1/events/{event}/queue");
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let body = format!("{{\"client_id\":\"{tag}-{c}-{i}\"}}");
+                match request(&mut sender, "POST", &path, Some(body)).await {
+                    Ok((200 | 202, _)) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        match connect(target, None).await {
+                            Ok(s) => sender = s,
+                            Err(_) => return,
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    json!({"joins": n, "errors": errors.load(Ordering::Relaxed), "seconds": secs, "per_second": n as f64 / secs})
+}
+
+async fn redis_peak(
+    url: String,
+    event: String,
+    prefix: String,
+    connections: usize,
+    seconds: u64,
+) -> Result<Value, String> {
+    let ev = admission::queue::EventId::parse(&event).ok_or("bad event id")?;
+    let keys = admission::queue::scripts::EventKeys::new(&prefix, &ev);
+    let script = admission::queue::scripts::Scripts::new();
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut setup = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(script.join.source())
+        .query_async(&mut setup)
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let client = client.clone();
+        let (done, sha, keys) = (done.clone(), sha.clone(), keys.all().to_vec());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let ticket = admission::queue::Ticket::generate();
+                let r: redis::RedisResult<redis::Value> = redis::cmd("EVALSHA")
+                    .arg(&sha)
+                    .arg(keys.len())
+                    .arg(&keys)
+                    .arg(format!("cid:raw-{c}-{i}"))
+                    .arg(ticket.as_str())
+                    .query_async(&mut conn)
+                    .await;
+                if r.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    Ok(json!({"joins": n, "seconds": secs, "per_second": n as f64 / secs}))
+}
+
+/// One process's share of the fans.
+async fn fans(
+    target: SocketAddr,
+    event: String,
+    fans: usize,
+    seconds: u64,
+    warmup: u64,
+    source: Option<IpAddr>,
+    index: usize,
+) -> Value {
+    let limit = Arc::new(Semaphore::new(256));
+    let mut senders = Vec::with_capacity(fans);
+    let mut connect_errors = 0;
+    for _ in 0..fans {
+        let permit = limit.clone().acquire_owned().await.expect("semaphore");
+        senders.push(tokio::spawn(async move {
+            let r = connect(target, source).await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut conns = Vec::with_capacity(fans);
+    for s in senders {
+        match s.await {
+            Ok(Ok(c)) => conns.push(c),
+            _ => connect_errors += 1,
+        }
+    }
+    let start = tokio::time::Instant::now() + Duration::from_millis(500);
+    let end = start + Duration::from_secs(seconds);
+    let measure_from = start + Duration::from_secs(warmup);
+    let n = conns.len().max(1);
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, mut sender) in conns.into_iter().enumerate() {
+        let event = event.clone();
+        // Fans are spread evenly over the second.
+        let phase = Duration::from_micros((i as u64 * 1_000_000) / n as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut joins = Vec::new();
+            let mut polls = Vec::new();
+            let mut errors = 0u64;
+            let mut ticket: Option<String> = None;
+            let mut at = start + phase;
+            while at < end {
+                tokio::time::sleep_until(at).await;
+                let (method, path, body) = match &ticket {
+                    None => (
+                        "POST",
+                        format!("/api/v1/events/{event}/queue"),
+                        Some(format!("{{\"client_id\":\"fan-{index}-{i}\"}}")),
+                    ),
+                    Some(t) => ("GET", format!("/api/v1/events/{event}/queue/{t}"), None),
+                };
+                let result = request(&mut sender, method, &path, body).await;
+                let latency = at.elapsed().as_micros() as u32;
+                match result {
+                    Ok((200 | 202, body)) => {
+                        let is_join = ticket.is_none();
+                        if is_join {
+                            ticket = serde_json::from_slice::<Value>(&body)
+                                .ok()
+                                .and_then(|v| v["ticket"].as_str().map(str::to_string));
+                        }
+                        // Every fan joins in the first second, as at the
+                        // opening of a sale: joins are always measured;
+                        // status polls only after the warm-up.
+                        if is_join {
+                            joins.push(latency)
+                        } else if at >= measure_from {
+                            polls.push(latency)
+                        }
+                    }
+                    _ => errors += 1,
+                }
+                at += Duration::from_secs(1);
+            }
+            (joins, polls, errors)
+        }));
+    }
+    let (mut joins, mut polls, mut errors) = (Vec::new(), Vec::new(), 0u64);
+    for t in tasks {
+        if let Ok((j, p, e)) = t.await {
+            joins.extend(j);
+            polls.extend(p);
+            errors += e;
+        }
+    }
+    json!({"connected": n, "connect_errors": connect_errors, "errors": errors, "join_us": joins, "status_us": polls, "seconds": seconds - warmup})
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Runs `processes` children (each its share of fans, its own 127.0.0.x
+/// source) and merges their samples.
+async fn fans_fleet(
+    target: SocketAddr,
+    event: String,
+    total: usize,
+    processes: usize,
+    seconds: u64,
+    warmup: u64,
+) -> Result<Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    for p in 0..processes {
+        let share = total / processes + usize::from(p < total % processes);
+        let child = tokio::process::Command::new(&exe)
+            .args(["fans", "--target", &target.to_string(), "--event", &event])
+            .args([
+                "--fans",
+                &share.to_string(),
+                "--seconds",
+                &seconds.to_string(),
+                "--warmup",
+                &warmup.to_string(),
+            ])
+            .args([
+                "--source",
+                &format!("127.0.0.{}", p + 2),
+                "--index",
+                &p.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        children.push(child);
+    }
+    let (mut joins, mut polls) = (Vec::<u32>::new(), Vec::<u32>::new());
+    let (mut errors, mut connected, mut connect_errors) = (0, 0, 0);
+    for child in children {
+        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
+        let v: Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("child output: {e}"))?;
+        let take = |k: &str| -> Vec<u32> {
+            v[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as u32)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        joins.extend(take("join_us"));
+        polls.extend(take("status_us"));
+        errors += v["errors"].as_u64().unwrap_or(0);
+        connected += v["connected"].as_u64().unwrap_or(0);
+        connect_errors += v["connect_errors"].as_u64().unwrap_or(0);
+    }
+    joins.sort_unstable();
+    polls.sort_unstable();
+    let measured = (seconds - warmup) as f64;
+    Ok(json!({
+        "fans": total, "processes": processes, "connected": connected, "connect_errors": connect_errors,
+        "errors": errors,
+        "offered_per_second": connected as f64,
+        "answered_per_second": polls.len() as f64 / measured,
+        "join": {"count": joins.len(), "p50_ms": percentile(&joins, 0.5), "p99_ms": percentile(&joins, 0.99), "max_ms": percentile(&joins, 1.0)},
+        "status": {"count": polls.len(), "p50_ms": percentile(&polls, 0.5), "p99_ms": percentile(&polls, 0.99), "max_ms": percentile(&polls, 1.0)},
+    }))
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let out = match cli.cmd {
+        Cmd::HttpPeak {
+            target,
+            event,
+            connections,
+            seconds,
+            tag,
+        } => Ok(http_peak(target, event, connections, seconds, tag).await),
+        Cmd::RedisPeak {
+            redis,
+            event,
+            key_prefix,
+            connections,
+            seconds,
+        } => redis_peak(redis, event, key_prefix, connections, seconds).await,
+        Cmd::Fans {
+            target,
+            event,
+            fans: n,
+            processes,
+            seconds,
+            warmup,
+            source,
+            index,
+        } => match index {
+            Some(i) => Ok(fans(target, event, n, seconds, warmup, source, i).await),
+            None => fans_fleet(target, event, n, processes, seconds, warmup).await,
+        },
+    };
+    match out {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
