@@ -158,7 +158,7 @@ pub struct AdmissionKeys {
 }
 
 /// Signed tokens kept before the cache starts over.
-const SIGNED_CACHE_LIMIT: usize = 100_000;
+const SIGNED_CACHE_LIMIT: usize = 50_000;
 
 impl AdmissionKeys {
     pub fn load(specs: &[KeySpec]) -> Result<AdmissionKeys, String> {

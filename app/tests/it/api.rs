@@ -95,14 +95,8 @@ async fn heartbeat_keeps_tickets_and_is_gone_after_leaving() {
     let (_r, _k, app) = setup().await;
     let api = app.api();
     api.configure("ev", json!({"capacity": 1})).await;
-    let a = api.join("ev", "a").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = api.join("ev", "b").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = api.join_ticket("ev", "a").await;
+    let b = api.join_ticket("ev", "b").await;
     assert_eq!(api.heartbeat("ev", &a).await.status, StatusCode::NO_CONTENT);
     assert_eq!(api.heartbeat("ev", &b).await.status, StatusCode::NO_CONTENT);
     api.leave("ev", &b).await;
@@ -116,10 +110,7 @@ async fn bad_inputs_get_the_exact_status_and_code() {
     let (_r, _k, app) = setup().await;
     let api = app.api();
     api.configure("ev", json!({"capacity": 0})).await;
-    let ticket = api.join("ev", "x").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ticket = api.join_ticket("ev", "x").await;
     let base = &api.base();
     let h = &api.http;
     let big = format!("{{\"client_id\":\"{}\"}}", "a".repeat(17_000));

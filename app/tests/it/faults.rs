@@ -89,10 +89,7 @@ async fn sigterm_closes_sockets_with_a_reason_and_exits_zero_promptly() {
     let mut app = AppProcess::spawn(&redis, &keys, "r1", AppOptions::default()).await;
     let api = app.api();
     api.configure("ev", json!({"capacity": 0})).await;
-    let t = api.join("ev", "a").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = api.join_ticket("ev", "a").await;
     let mut ws = ws_connect(&api, "ev", &t).await;
     assert_eq!(
         ws_next(&mut ws, Duration::from_secs(2)).await.unwrap()["type"],
@@ -203,4 +200,128 @@ fn bad_settings_are_one_line_and_exit_code_2() {
         );
         assert!(!stderr.contains("panicked"), "{name}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_lines_with_request_ids_and_never_a_whole_ticket_or_token() {
+    let redis = RedisEnv::standalone();
+    let keys = keys();
+    let mut app = AppProcess::spawn(&redis, &keys, "r1", AppOptions::default()).await;
+    let api = app.api();
+    api.configure("ev", json!({"capacity": 1})).await;
+    api.configure("ev", json!({"capacity": 2, "message": "Hi"}))
+        .await;
+    let admitted = api.join("ev", "a").await;
+    let token = admitted.body["token"].as_str().unwrap().to_string();
+    let mut secrets = vec![token, admitted.body["ticket"].as_str().unwrap().to_string()];
+    for i in 0..5 {
+        let t = api.join_ticket("ev", &format!("fan-{i}")).await;
+        api.status("ev", &t).await;
+        api.heartbeat("ev", &t).await;
+        api.leave("ev", &t).await;
+        secrets.push(t);
+    }
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).expect("exits");
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    let mut requests = 0;
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["message"] == "request" {
+            requests += 1;
+            assert!(
+                v["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.len() >= 16),
+                "{line}"
+            );
+            assert!(
+                v["route"].as_str().is_some_and(|r| !r.contains("AAAA")),
+                "{line}"
+            );
+        }
+    }
+    assert!(requests >= 20, "one access line per request");
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log holds a whole ticket or token"
+        );
+    }
+    let change = log
+        .lines()
+        .find(|l| l.contains("queue configuration changed") && l.contains("capacity: 1 -> 2"))
+        .expect("admin changes are logged with what changed");
+    assert!(change.contains("message: none -> \\\"Hi\\\""), "{change}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_killed_and_restarted_means_503s_then_recovery() {
+    let mut redis = RedisEnv::cluster_with(RedisOptions {
+        tls: None,
+        durable: true,
+    });
+    let keys = keys();
+    let app = TestApp::spawn(&redis, &keys, AppOptions::default()).await;
+    let api = app.api();
+    // Events spread over the three masters.
+    let events: Vec<String> = (0..6).map(|i| format!("ev-{i}")).collect();
+    let mut tickets = Vec::new();
+    for ev in &events {
+        api.configure(
+            ev,
+            json!({"capacity": 0, "queue_idle_timeout_seconds": 3600}),
+        )
+        .await;
+        tickets.push(api.join_ticket(ev, "fan").await);
+    }
+    let crate::support::Redis::Cluster(cluster) = &mut redis.redis else {
+        unreachable!()
+    };
+    cluster.nodes[1].kill();
+    // Once the others see it gone the whole cluster refuses (full coverage);
+    // either way every call is a 503 within 2 s, never a hang.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut refused = 0;
+    while Instant::now() < deadline {
+        for ev in &events {
+            let started = Instant::now();
+            let r = api.join(ev, "during").await;
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                refused += 1;
+            } else {
+                assert!(r.status.is_success(), "{}", r.body);
+            }
+        }
+    }
+    assert!(refused > 0);
+    cluster.nodes[1].restart().expect("node restarts");
+    let back = Instant::now();
+    cluster
+        .wait_ok(Duration::from_secs(30))
+        .expect("cluster ok again");
+    'recovery: loop {
+        let mut all = true;
+        for (ev, t) in events.iter().zip(&tickets) {
+            let r = api.status(ev, t).await;
+            all &= r.status == StatusCode::OK && r.body["position"] == 1;
+        }
+        if all {
+            break 'recovery;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "whole again within 10 s of the node returning"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "cluster recovered {:?} after the node restarted",
+        back.elapsed()
+    );
 }

@@ -408,6 +408,13 @@ impl Api {
         .await
     }
 
+    /// Joins and returns the ticket (admitted or queued).
+    pub async fn join_ticket(&self, event: &str, client_id: &str) -> String {
+        let r = self.join(event, client_id).await;
+        assert!(r.status.is_success(), "join {event}: {}", r.body);
+        r.body["ticket"].as_str().expect("ticket").to_string()
+    }
+
     pub async fn status(&self, event: &str, ticket: &str) -> Reply {
         self.send(self.http.get(format!(
             "{}/api/v1/events/{event}/queue/{ticket}",

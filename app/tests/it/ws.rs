@@ -11,14 +11,8 @@ use crate::support::*;
 async fn a_socket_hears_its_position_the_notice_and_its_admission(stack: Stack) {
     let api = stack.api();
     api.configure("ev", json!({"capacity": 1})).await;
-    let a = api.join("ev", "a").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = api.join("ev", "b").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = api.join_ticket("ev", "a").await;
+    let b = api.join_ticket("ev", "b").await;
     let mut ws = ws_connect(&api, "ev", &b).await;
     let first = ws_next(&mut ws, Duration::from_secs(2)).await.unwrap();
     assert_eq!(first["type"], "position");
@@ -54,10 +48,7 @@ async fn an_open_socket_keeps_a_session_alive_and_closing_it_lets_it_expire(stac
     let api = stack.api();
     api.configure("ev", json!({"capacity": 1, "session_timeout_seconds": 1}))
         .await;
-    let a = api.join("ev", "a").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = api.join_ticket("ev", "a").await;
     let mut ws = ws_connect(&api, "ev", &a).await;
     assert_eq!(
         ws_next(&mut ws, Duration::from_secs(2)).await.unwrap()["type"],
@@ -80,10 +71,7 @@ async fn a_socket_is_told_when_its_ticket_expires(stack: Stack) {
     let api = stack.api();
     api.configure("ev", json!({"capacity": 1, "session_max_seconds": 1}))
         .await;
-    let a = api.join("ev", "a").await.body["ticket"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = api.join_ticket("ev", "a").await;
     let mut ws = ws_connect(&api, "ev", &a).await;
     assert_eq!(
         ws_next(&mut ws, Duration::from_secs(2)).await.unwrap()["type"],

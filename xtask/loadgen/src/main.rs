@@ -130,6 +130,15 @@ async fn request(
     Ok((status, body))
 }
 
+/// Waits for every worker; returns the seconds it took.
+async fn wait_all(tasks: Vec<tokio::task::JoinHandle<()>>) -> f64 {
+    let started = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    started.elapsed().as_secs_f64()
+}
+
 async fn http_peak(
     target: SocketAddr,
     event: String,
@@ -168,11 +177,7 @@ async fn http_peak(
             }
         }));
     }
-    let started = Instant::now();
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = wait_all(tasks).await;
     let n = done.load(Ordering::Relaxed);
     json!({"joins": n, "errors": errors.load(Ordering::Relaxed), "seconds": secs, "per_second": n as f64 / secs})
 }
@@ -226,11 +231,7 @@ async fn redis_peak(
             }
         }));
     }
-    let started = Instant::now();
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = wait_all(tasks).await;
     let n = done.load(Ordering::Relaxed);
     Ok(json!({"joins": n, "seconds": secs, "per_second": n as f64 / secs}))
 }
