@@ -16,7 +16,8 @@ use ipnet::IpNet;
 /// optionally TLS). Every setting is a flag or an environment variable.
 ///
 /// Other commands: `admission keygen [--out FILE]` writes a new P-256 signing
-/// key (PKCS#8 PEM) for TOKEN_KEYS.
+/// key (PKCS#8 PEM) for TOKEN_KEYS; `admission migrate` applies the database
+/// migrations (needs only DATABASE_URL).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "admission", version, max_term_width = 100)]
 pub struct Config {
@@ -93,6 +94,43 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..=250))]
     pub admission_tick_ms: u64,
 
+    /// MySQL writer (the Aurora writer endpoint), `mysql://user:pass@host:3306/db`,
+    /// as the app's own user (never the master user). Without it the service
+    /// runs the waiting room alone and booking routes answer 503
+    /// `booking_disabled`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// MySQL reader (the Aurora reader endpoint) for catalog and availability
+    /// reads. Default: the writer.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
+
+    /// Connections to the writer.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
+
+    /// Connections to the reader.
+    #[arg(long, env = "DATABASE_READ_POOL_SIZE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_read_pool_size: u32,
+
+    /// Milliseconds to wait for a database connection before answering 503.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub database_timeout_ms: u64,
+
+    /// Seconds a hold keeps its seats before they are free again.
+    #[arg(long, env = "HOLD_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub hold_seconds: u64,
+
+    /// Seats one admission ticket may hold and reserve for an event.
+    #[arg(long, env = "MAX_SEATS_PER_TICKET", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_seats_per_ticket: u32,
+
     /// Log format: `json` (one JSON object per line) or `text`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -166,6 +204,22 @@ impl Config {
         if self.token_keys.is_empty() {
             return Err("TOKEN_KEYS must name at least one kid:path".into());
         }
+        if let Some(url) = self.database_url() {
+            if !url.starts_with("mysql://") {
+                return Err(format!(
+                    "DATABASE_URL: `{}` must start with mysql://",
+                    redact_url(url)
+                ));
+            }
+        }
+        if self
+            .database_read_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+            && self.database_url().is_none()
+        {
+            return Err("DATABASE_READ_URL needs DATABASE_URL".into());
+        }
         if let Some(id) = &self.replica_id {
             if id.is_empty() || id.len() > 128 || id.contains(char::is_whitespace) {
                 return Err("REPLICA_ID must be 1-128 characters without spaces".into());
@@ -219,6 +273,14 @@ impl Config {
             let host = gethostname::gethostname().to_string_lossy().into_owned();
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// The writer URL, if booking is enabled.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
     }
 
     pub fn redis_command_timeout(&self) -> Duration {

@@ -1,5 +1,6 @@
 //! The admission service: a virtual waiting room in front of ticket sales.
 //!
+//! - [`booking`]: catalog, holds and reservations on MySQL.
 //! - [`queue`]: the queue itself (Redis scripts, admission loop, pre-queue
 //!   draw, WebSocket hub).
 //! - [`http`]: routes, errors, WebSockets, OpenAPI.
@@ -7,6 +8,10 @@
 //! - [`token`]: admission tokens (ES256) and identity tokens.
 //! - [`config`]: the one configuration struct.
 
+// The OpenAPI document is one large json! literal.
+#![recursion_limit = "512"]
+
+pub mod booking;
 pub mod clock;
 pub mod config;
 pub mod http;

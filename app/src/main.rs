@@ -15,6 +15,62 @@ struct Keygen {
     out: Option<PathBuf>,
 }
 
+/// Applies the database migrations embedded in this binary.
+#[derive(Parser)]
+#[command(name = "admission migrate")]
+struct Migrate {
+    /// The database, as a user allowed to change the schema.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Milliseconds to wait for the database connection.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 10_000)]
+    database_timeout_ms: u64,
+}
+
+fn migrate(args: Vec<String>) -> ExitCode {
+    let m = match Migrate::try_parse_from(args) {
+        Ok(m) => m,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("admission migrate: {}", one_line_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    admission::server::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("admission migrate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let timeout = std::time::Duration::from_millis(m.database_timeout_ms);
+    match runtime.block_on(admission::booking::db::migrate(&m.database_url, timeout)) {
+        Ok(report) => {
+            println!(
+                "admission migrate: {} applied, {} already in place; schema at version {}",
+                report.applied.len(),
+                report.already,
+                report
+                    .latest
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admission migrate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn keygen(args: Vec<String>) -> ExitCode {
     let k = match Keygen::try_parse_from(args) {
         Ok(k) => k,
@@ -63,8 +119,10 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("keygen") {
-        return keygen(args[1..].to_vec());
+    match args.get(1).map(String::as_str) {
+        Some("keygen") => return keygen(args[1..].to_vec()),
+        Some("migrate") => return migrate(args[1..].to_vec()),
+        _ => {}
     }
     let config = match Config::try_parse() {
         Ok(c) => c,

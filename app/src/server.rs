@@ -9,6 +9,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::booking::db::{Database, DatabaseSettings};
+use crate::booking::{sweeper, Booking, Limits};
 use crate::config::{redact_url, Config, RedisTarget};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -53,8 +55,35 @@ impl Application {
             .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
         let replica = config.replica_id();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let queue = Arc::new(Queue::new(store, &config.key_prefix));
+        let booking = match config.database_url() {
+            None => None,
+            Some(url) => {
+                let db = Database::connect(&DatabaseSettings {
+                    url: url.to_string(),
+                    read_url: config
+                        .database_read_url
+                        .clone()
+                        .filter(|u| !u.trim().is_empty()),
+                    pool_size: config.database_pool_size,
+                    read_pool_size: config.database_read_pool_size,
+                    timeout: Duration::from_millis(config.database_timeout_ms),
+                })?;
+                let limits = Limits {
+                    hold_seconds: config.hold_seconds,
+                    max_seats_per_ticket: config.max_seats_per_ticket,
+                };
+                Some(Arc::new(Booking::new(
+                    db,
+                    queue.clone(),
+                    &config.key_prefix,
+                    limits,
+                )))
+            }
+        };
         let state = AppState {
-            queue: Arc::new(Queue::new(store, &config.key_prefix)),
+            queue,
+            booking,
             admission_keys: Arc::new(admission_keys),
             identity_keys: Arc::new(identity_keys),
             admin_tokens: Arc::new(
@@ -86,6 +115,7 @@ impl Application {
             replica = %replica,
             redis = %redis,
             key_prefix = %config.key_prefix,
+            booking = config.database_url().is_some(),
             "admission service configured"
         );
         Ok(Application {
@@ -134,6 +164,10 @@ impl Application {
                 .clone()
                 .run(state.queue.clone(), state.shutdown.clone()),
         );
+        let sweep_task = state
+            .booking
+            .clone()
+            .map(|b| tokio::spawn(sweeper::run(b, state.shutdown.clone())));
 
         let mut stopping = state.shutdown.clone();
         let graceful = async move {
@@ -166,6 +200,9 @@ impl Application {
         }
         loop_task.abort();
         hub_task.abort();
+        if let Some(t) = sweep_task {
+            t.abort();
+        }
         tracing::info!("stopped");
         result
     }

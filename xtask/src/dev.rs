@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devstack::{http_request, RedisCluster, RedisOptions, RedisServer};
+use devstack::{http_request, MariaDb, RedisCluster, RedisOptions, RedisServer};
 use xshell::{cmd, Shell};
 
 use crate::{flags, tools, Result};
@@ -80,7 +80,50 @@ fn wait_ready(addr: SocketAddr, app: &mut Child) -> Result {
     }
 }
 
-fn start_app(binary: &Path, dir: &Path, redis: &Redis, check: bool, admin: &str) -> Result<App> {
+/// MariaDB with the schema migrated; the app connects as `app` (writes) and
+/// `reader` (catalog reads), never as root.
+struct Database {
+    _server: MariaDb,
+    app_url: String,
+    reader_url: String,
+}
+
+fn start_database(binary: &Path, dir: &Path) -> Result<Database> {
+    let server = MariaDb::start(&dir.join("mariadb"))?;
+    let (migrator, app_url, reader_url) = server.create_database("tickets")?;
+    let out = Command::new(binary)
+        .arg("migrate")
+        .env("DATABASE_URL", &migrator)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "migrations failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    // For `cargo xtask migrate` and for poking at the data by hand.
+    std::fs::write(
+        dir.join("database.env"),
+        format!(
+            "MIGRATOR_URL={migrator}\nDATABASE_URL={app_url}\nDATABASE_READ_URL={reader_url}\n"
+        ),
+    )?;
+    Ok(Database {
+        _server: server,
+        app_url,
+        reader_url,
+    })
+}
+
+fn start_app(
+    binary: &Path,
+    dir: &Path,
+    redis: &Redis,
+    db: &Database,
+    check: bool,
+    admin: &str,
+) -> Result<App> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let token_key = keys.join("token.pem");
@@ -114,6 +157,8 @@ fn start_app(binary: &Path, dir: &Path, redis: &Redis, check: bool, admin: &str)
             format!("site:{}.pub", identity_key.display()),
         )
         .env("KEY_PREFIX", "dev:")
+        .env("DATABASE_URL", &db.app_url)
+        .env("DATABASE_READ_URL", &db.reader_url)
         .env("REPLICA_ID", "dev-1")
         .stdin(Stdio::null());
     if check {
@@ -131,16 +176,71 @@ fn start_app(binary: &Path, dir: &Path, redis: &Redis, check: bool, admin: &str)
 
 fn create_demo_event(addr: SocketAddr, admin: &str) -> Result {
     let auth = format!("Bearer {admin}");
-    let body = r#"{"capacity":2,"admit_per_second":1,"session_timeout_seconds":30,"message":"Welcome to the demo queue: 2 fans at a time."}"#;
+    let event = r#"{"id":"demo","name":"Demo premiere","venue":"Hall 1","starts_at":"2030-01-01T20:00:00Z","sale_opens_at":"2020-01-01T00:00:00Z","seat_map":{"rows":8,"seats_per_row":12}}"#;
+    let (status, text) = http_request(
+        addr,
+        "POST",
+        "/api/v1/admin/events",
+        &[("Authorization", &auth)],
+        Some(event),
+    )?;
+    if status != 201 {
+        return Err(format!("creating the demo event failed: {status} {text}").into());
+    }
+    // Two fans at a time, one admission a second: enough to see the queue.
+    let queue = r#"{"capacity":2,"admit_per_second":1,"session_timeout_seconds":30,"message":"Welcome to the demo queue: 2 fans at a time."}"#;
     let (status, text) = http_request(
         addr,
         "PUT",
         "/api/v1/admin/events/demo/queue",
         &[("Authorization", &auth)],
-        Some(body),
+        Some(queue),
     )?;
     if status != 200 {
-        return Err(format!("creating the demo event failed: {status} {text}").into());
+        return Err(format!("configuring the demo queue failed: {status} {text}").into());
+    }
+    Ok(())
+}
+
+/// The value of `"key":"…"` in a JSON text.
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\":\"");
+    let at = text.find(&needle)? + needle.len();
+    Some(text[at..].split('"').next()?.to_string())
+}
+
+/// A whole booking through the API: join, hold, confirm.
+fn demo_booking(addr: SocketAddr) -> Result {
+    let (status, body) = http_request(
+        addr,
+        "POST",
+        "/api/v1/events/demo/queue",
+        &[],
+        Some(r#"{"client_id":"xtask-dev-check"}"#),
+    )?;
+    let token = json_string(&body, "token")
+        .filter(|_| status == 200)
+        .ok_or_else(|| format!("demo join failed: {status} {body}"))?;
+    let auth = format!("Bearer {token}");
+    let (status, body) = http_request(
+        addr,
+        "POST",
+        "/api/v1/events/demo/holds",
+        &[("Authorization", &auth)],
+        Some(r#"{"quantity":2}"#),
+    )?;
+    let hold = json_string(&body, "hold_id")
+        .filter(|_| status == 201)
+        .ok_or_else(|| format!("demo hold failed: {status} {body}"))?;
+    let (status, body) = http_request(
+        addr,
+        "POST",
+        &format!("/api/v1/holds/{hold}/confirm"),
+        &[("Authorization", &auth)],
+        None,
+    )?;
+    if status != 201 {
+        return Err(format!("demo confirm failed: {status} {body}").into());
     }
     Ok(())
 }
@@ -150,7 +250,7 @@ fn print_urls(addr: SocketAddr, admin: &str, dir: &Path, redis: &Redis) {
     let (var, value) = redis.env();
     println!(
         "\n  admission is running ({var}={value})\n\n    \
-         app         {base}/\n    \
+         fans' page  {base}/events/demo\n    \
          queue stats {base}/api/v1/events/demo/queue\n    \
          join        curl -X POST {base}/api/v1/events/demo/queue -d '{{\"client_id\":\"fan-1\"}}'\n    \
          ready       {base}/health/ready\n    \
@@ -191,27 +291,19 @@ pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
     } else {
         Redis::Standalone(RedisServer::start(&dir.join("redis"), &options)?)
     };
+    let db = start_database(&binary, &dir)?;
     let admin = random_hex(24)?;
-    let mut app = start_app(&binary, &dir, &redis, flags.check, &admin)?;
+    let mut app = start_app(&binary, &dir, &redis, &db, flags.check, &admin)?;
     create_demo_event(app.addr, &admin)?;
 
     if flags.check {
-        let (status, body) = http_request(
-            app.addr,
-            "POST",
-            "/api/v1/events/demo/queue",
-            &[],
-            Some(r#"{"client_id":"xtask-dev-check"}"#),
-        )?;
-        if status != 200 || !body.contains("\"admitted\"") {
-            return Err(format!("demo join failed: {status} {body}").into());
-        }
+        demo_booking(app.addr)?;
         app.stop();
         let code = app.child.wait()?;
         if !code.success() {
             return Err(format!("the app did not exit cleanly on SIGTERM: {code}").into());
         }
-        println!("xtask dev --check: redis, app and demo event came up; a demo join was admitted; all stopped cleanly");
+        println!("xtask dev --check: redis, mariadb (migrated), app and demo event came up; a demo fan joined, held and booked; all stopped cleanly");
         return Ok(());
     }
 
@@ -228,9 +320,10 @@ pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
             return Err(format!("the app exited ({status}); see the log above").into());
         }
     }
-    eprintln!("\nxtask dev: stopping the app and Redis");
+    eprintln!("\nxtask dev: stopping the app, Redis and MariaDB");
     app.stop();
     drop(redis);
+    drop(db);
     eprintln!("xtask dev: stopped");
     Ok(())
 }

@@ -17,6 +17,10 @@ Commands:
                               Figures, not pass/fail: peak HTTP joins/s vs the raw
                               Redis join script, and latency with 10,000 open
                               connections at 10,000 req/s (release builds).
+  migrate [--database-url URL]
+                              Apply the database migrations (`admission migrate`) to
+                              URL, else $DATABASE_URL, else the `cargo xtask dev`
+                              database (as its migration user).
   deps                        Install the service binaries the tests need
                               (redis-server), pinned, when this machine can.
   help                        This text.";
@@ -26,6 +30,7 @@ pub enum Command {
     Dev(Dev),
     Test(Test),
     Bench(Bench),
+    Migrate(Migrate),
     Deps,
     Help,
 }
@@ -39,6 +44,11 @@ pub struct Dev {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Test {
     pub quick: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Migrate {
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -108,6 +118,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
             Ok(Command::Bench(b))
         }
+        "migrate" => match flags.as_slice() {
+            [] => Ok(Command::Migrate(Migrate::default())),
+            ["--database-url", url] => Ok(Command::Migrate(Migrate {
+                database_url: Some(url.to_string()),
+            })),
+            [other, ..] => unknown(other),
+        },
         "deps" if flags.is_empty() => Ok(Command::Deps),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!("unknown command `{other}`")),

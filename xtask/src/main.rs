@@ -6,6 +6,7 @@
 mod bench;
 mod dev;
 mod flags;
+mod migrate;
 mod test;
 mod tools;
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         flags::Command::Dev(f) => dev::run(&sh, &f),
         flags::Command::Test(f) => test::run(&sh, &f),
         flags::Command::Bench(f) => bench::run(&sh, &f),
+        flags::Command::Migrate(f) => migrate::run(&sh, &f),
         flags::Command::Deps => tools::ensure_all(&sh),
     };
     match result {

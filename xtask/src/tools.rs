@@ -18,6 +18,11 @@ const REDIS: Package = Package {
     packages: &["redis-server=5:7.0.15-*", "redis-tools=5:7.0.15-*"],
 };
 
+const MARIADB: Package = Package {
+    binary: "mariadbd",
+    packages: &["mariadb-server=1:10.11.*", "mariadb-client=1:10.11.*"],
+};
+
 fn is_root(sh: &Shell) -> bool {
     cmd!(sh, "id -u")
         .quiet()
@@ -70,7 +75,8 @@ fn ensure(sh: &Shell, pkg: &Package) -> Result {
 
 /// Every binary the dev stack and the tests start.
 pub fn ensure_all(sh: &Shell) -> Result {
-    ensure(sh, &REDIS)
+    ensure(sh, &REDIS)?;
+    ensure(sh, &MARIADB)
 }
 
 #[cfg(test)]
@@ -78,7 +84,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn install_hint_matches_devstack() {
+    fn install_hints_match_devstack() {
         assert_eq!(install_command(&REDIS), devstack::REDIS_INSTALL_HINT);
+        assert_eq!(install_command(&MARIADB), devstack::MARIADB_INSTALL_HINT);
     }
 }

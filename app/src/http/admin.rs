@@ -1,12 +1,11 @@
 //! The admin API: an event's queue configuration.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
 
 use super::error::{AppError, JsonBody, QueuePath};
-use super::middleware::require_admin;
+use super::middleware::Admin;
 use super::AppState;
 use crate::queue::config::QueueConfigRequest;
 use crate::queue::QueueError;
@@ -16,11 +15,10 @@ use crate::queue::QueueError;
 /// changing it live. Every change is logged with what changed.
 pub async fn put_queue(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     path: QueuePath,
     JsonBody(body): JsonBody<QueueConfigRequest>,
 ) -> Result<Json<Value>, AppError> {
-    require_admin(&headers, &state.admin_tokens)?;
     let config = body
         .validate(!state.identity_keys.is_empty())
         .map_err(AppError::validation_failed)?;
@@ -36,10 +34,9 @@ pub async fn put_queue(
 /// `GET /api/v1/admin/events/{event_id}/queue`: the stored configuration.
 pub async fn get_queue(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     path: QueuePath,
 ) -> Result<Json<Value>, AppError> {
-    require_admin(&headers, &state.admin_tokens)?;
     let config = state
         .queue
         .config(&path.event)

@@ -95,6 +95,21 @@ pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> 
     addr
 }
 
+/// An extractor that requires the admin token; it runs before the body is
+/// read, so a request without the token is a 401 whatever its body.
+pub struct Admin;
+
+impl axum::extract::FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        require_admin(&parts.headers, &state.admin_tokens).map(|()| Admin)
+    }
+}
+
 /// Checks `Authorization: Bearer <ADMIN_TOKEN>` against every accepted
 /// token, in constant time per token.
 pub fn require_admin(headers: &HeaderMap, tokens: &[String]) -> Result<(), AppError> {

@@ -1,21 +1,24 @@
 //! The HTTP and WebSocket API.
 
 pub mod admin;
+pub mod booking;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod queue;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
+use crate::booking::Booking;
 use crate::metrics::Metrics;
 use crate::queue::hub::Hub;
 use crate::queue::Queue;
@@ -26,6 +29,8 @@ use error::{AppError, MAX_BODY_BYTES};
 #[derive(Clone)]
 pub struct AppState {
     pub queue: Arc<Queue>,
+    /// `None` when the service runs without a database (waiting room only).
+    pub booking: Option<Arc<Booking>>,
     pub admission_keys: Arc<AdmissionKeys>,
     pub identity_keys: Arc<IdentityKeys>,
     pub admin_tokens: Arc<Vec<String>>,
@@ -61,6 +66,34 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/events/{event_id}/queue",
             put(admin::put_queue).get(admin::get_queue),
         )
+        .route("/api/v1/admin/events", post(booking::create_event))
+        .route(
+            "/api/v1/admin/events/{event_id}",
+            axum::routing::patch(booking::patch_event).delete(booking::delete_event),
+        )
+        .route("/api/v1/events", get(booking::list_events))
+        .route("/api/v1/events/{event_id}", get(booking::get_event))
+        .route("/api/v1/events/{event_id}/seats", get(booking::seats))
+        .route(
+            "/api/v1/events/{event_id}/holds",
+            post(booking::create_hold),
+        )
+        .route(
+            "/api/v1/events/{event_id}/reservations",
+            get(booking::my_reservations),
+        )
+        .route(
+            "/api/v1/holds/{hold_id}/confirm",
+            post(booking::confirm_hold),
+        )
+        .route("/api/v1/holds/{hold_id}", delete(booking::release_hold))
+        .route(
+            "/api/v1/reservations/{reservation_id}",
+            get(booking::get_reservation).delete(booking::cancel_reservation),
+        )
+        .route("/", get(web::index))
+        .route("/events/{event_id}", get(web::index))
+        .route("/assets/{file}", get(web::asset))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/.well-known/jwks.json", get(ops::jwks))
         .route("/health/live", get(ops::live))

@@ -37,6 +37,11 @@ fn ticket_param() -> Value {
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"}})
 }
 
+fn id_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"}})
+}
+
 fn body(schema: &str) -> Value {
     json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
@@ -54,6 +59,7 @@ fn build() -> Value {
     let event_404 = error_response("`event_not_found`: no queue is configured for this event.");
     let ticket_404 = error_response("`event_not_found` or `ticket_not_found`.");
     let unauthorized = error_response("`unauthorized`: no or a wrong bearer token.");
+    let booking_unavailable = retry_error("`booking_disabled` (no database configured: the service runs the waiting room only) or `unavailable` (the database cannot be reached; with Retry-After).");
     let ticket_responses = |ok: Value| {
         json!({
             "200": ok, "400": bad, "404": ticket_404, "503": unavailable
@@ -155,6 +161,175 @@ fn build() -> Value {
                     }
                 }
             },
+            "/api/v1/admin/events": {
+                "post": {
+                    "summary": "Create an event with its seats (a seat_map or a list) and its queue (default settings, opens_at = sale_opens_at).",
+                    "operationId": "createEvent",
+                    "security": [{"admin": []}],
+                    "requestBody": body("CreateEvent"),
+                    "responses": {
+                        "201": json_response("The event.", "Event"),
+                        "400": bad, "401": unauthorized,
+                        "409": error_response("`event_exists`: an event with this id exists."),
+                        "413": too_large, "422": unprocessable, "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/admin/events/{event_id}": {
+                "parameters": [event_param()],
+                "patch": {
+                    "summary": "Update an event (and its cached copies; a new sale_opens_at moves the queue's opens_at).",
+                    "operationId": "patchEvent",
+                    "security": [{"admin": []}],
+                    "requestBody": body("PatchEvent"),
+                    "responses": {
+                        "200": json_response("The event.", "Event"),
+                        "400": bad, "401": unauthorized, "404": event_404, "422": unprocessable, "503": booking_unavailable
+                    }
+                },
+                "delete": {
+                    "summary": "Remove an event that has no reservations, with its seats and queue.",
+                    "operationId": "deleteEvent",
+                    "security": [{"admin": []}],
+                    "responses": {
+                        "204": {"description": "Removed."},
+                        "400": bad, "401": unauthorized, "404": event_404,
+                        "409": error_response("`has_reservations`: the event has reservations."),
+                        "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/events": {
+                "get": {
+                    "summary": "Every event, soonest first (reader database, cached).",
+                    "operationId": "listEvents",
+                    "responses": {"200": json_response("Events.", "EventList"), "503": booking_unavailable}
+                }
+            },
+            "/api/v1/events/{event_id}": {
+                "parameters": [event_param()],
+                "get": {
+                    "summary": "One event (reader database, cached).",
+                    "operationId": "getEvent",
+                    "responses": {"200": json_response("The event.", "Event"), "400": bad, "404": event_404, "503": booking_unavailable}
+                }
+            },
+            "/api/v1/events/{event_id}/seats": {
+                "parameters": [event_param()],
+                "get": {
+                    "summary": "The seat map with each seat's status (reader database, cache-aside copy invalidated on every change).",
+                    "operationId": "seats",
+                    "responses": {"200": json_response("Seats.", "SeatList"), "400": bad, "404": event_404, "503": booking_unavailable}
+                }
+            },
+            "/api/v1/events/{event_id}/holds": {
+                "parameters": [event_param()],
+                "post": {
+                    "summary": "Hold seats (by id, or a quantity of the best adjacent seats in the front-most row that has them). Admitted fans only.",
+                    "operationId": "createHold",
+                    "security": [{"admission": []}],
+                    "requestBody": body("HoldRequest"),
+                    "responses": {
+                        "201": json_response("Held.", "Hold"),
+                        "400": bad, "401": error_response("`unauthorized`: no, malformed, forged or expired admission token."),
+                        "403": error_response("`forbidden`: a token of another event, or the admission session has ended."),
+                        "404": event_404,
+                        "409": error_response("`seat_unavailable`: a seat is taken; nothing was held."),
+                        "413": too_large, "422": unprocessable, "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/events/{event_id}/reservations": {
+                "parameters": [event_param()],
+                "get": {
+                    "summary": "The fan's own reservations for the event, also after the session ended (until the token's exp).",
+                    "operationId": "myReservations",
+                    "security": [{"admission": []}],
+                    "responses": {
+                        "200": json_response("Reservations.", "ReservationList"),
+                        "401": unauthorized, "403": error_response("`forbidden`: a token of another event."), "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/holds/{hold_id}/confirm": {
+                "parameters": [id_param("hold_id"), {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 200}}],
+                "post": {
+                    "summary": "Confirm a hold. Confirming the same hold again (with or without the key) returns the same reservation with 200. Ends the fan's admission session.",
+                    "operationId": "confirmHold",
+                    "security": [{"admission": []}],
+                    "responses": {
+                        "201": json_response("Reserved.", "Reservation"),
+                        "200": json_response("Already reserved: the same reservation.", "Reservation"),
+                        "400": bad, "401": unauthorized,
+                        "403": error_response("`forbidden`: another fan's hold, or the admission session has ended."),
+                        "404": error_response("`not_found`: no such hold."),
+                        "410": error_response("`gone`: the hold expired; its seats are free again."),
+                        "422": error_response("`validation_failed`: the Idempotency-Key was used for another hold."),
+                        "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/holds/{hold_id}": {
+                "parameters": [id_param("hold_id")],
+                "delete": {
+                    "summary": "Release a hold (the fan's token or the admin token).",
+                    "operationId": "releaseHold",
+                    "security": [{"admission": []}, {"admin": []}],
+                    "responses": {
+                        "204": {"description": "Released."},
+                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's hold."),
+                        "404": error_response("`not_found`: no such hold."),
+                        "409": error_response("`hold_confirmed`: the hold is already a reservation."),
+                        "503": booking_unavailable
+                    }
+                }
+            },
+            "/api/v1/reservations/{reservation_id}": {
+                "parameters": [id_param("reservation_id")],
+                "get": {
+                    "summary": "A reservation (its fan's token or the admin token); read from the writer.",
+                    "operationId": "getReservation",
+                    "security": [{"admission": []}, {"admin": []}],
+                    "responses": {
+                        "200": json_response("The reservation.", "Reservation"),
+                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's reservation."),
+                        "404": error_response("`not_found`: no such reservation."), "503": booking_unavailable
+                    }
+                },
+                "delete": {
+                    "summary": "Cancel a reservation: its seats are free again (and a sold-out queue reopens).",
+                    "operationId": "cancelReservation",
+                    "security": [{"admission": []}, {"admin": []}],
+                    "responses": {
+                        "204": {"description": "Cancelled (or already was)."},
+                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's reservation."),
+                        "404": error_response("`not_found`: no such reservation."), "503": booking_unavailable
+                    }
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The fans' web page: the list of events.",
+                    "operationId": "pageHome",
+                    "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}}
+                }
+            },
+            "/events/{event_id}": {
+                "parameters": [{"name": "event_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {
+                    "summary": "The fans' web page for one event: join, live position, seats, hold, confirm.",
+                    "operationId": "pageEvent",
+                    "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}}
+                }
+            },
+            "/assets/{file}": {
+                "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["app.js", "style.css"]}}],
+                "get": {
+                    "summary": "The page's script and stylesheet (compiled into the binary).",
+                    "operationId": "asset",
+                    "responses": {"200": {"description": "The file."}, "404": error_response("`not_found`.")}
+                }
+            },
             "/.well-known/jwks.json": {
                 "get": {
                     "summary": "Public keys (JWK Set) that verify admission tokens (ES256).",
@@ -196,13 +371,14 @@ fn build() -> Value {
         },
         "components": {
             "securitySchemes": {
-                "admin": {"type": "http", "scheme": "bearer", "description": "One of ADMIN_TOKEN."}
+                "admin": {"type": "http", "scheme": "bearer", "description": "One of ADMIN_TOKEN."},
+                "admission": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "The fan's admission token (ES256; keys at /.well-known/jwks.json)."}
             },
             "schemas": {
                 "Error": {
                     "type": "object", "required": ["error"],
                     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "enum": ["invalid_request", "validation_failed", "unauthorized", "forbidden", "event_not_found", "ticket_not_found", "not_found", "method_not_allowed", "queue_closed", "sold_out", "gone", "payload_too_large", "rate_limited", "unavailable", "internal"]},
+                        "code": {"type": "string", "enum": ["invalid_request", "validation_failed", "unauthorized", "forbidden", "event_not_found", "ticket_not_found", "not_found", "method_not_allowed", "queue_closed", "sold_out", "seat_unavailable", "event_exists", "has_reservations", "hold_confirmed", "gone", "payload_too_large", "rate_limited", "unavailable", "booking_disabled", "internal"]},
                         "message": {"type": "string"}
                     }}}
                 },
@@ -292,12 +468,84 @@ fn build() -> Value {
                         "text": {"type": "string"}
                     }
                 },
+                "CreateEvent": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["id", "name", "venue", "starts_at", "sale_opens_at"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "Also the queue's event_id."},
+                        "name": {"type": "string", "maxLength": 200},
+                        "venue": {"type": "string", "maxLength": 200},
+                        "starts_at": {"type": "string", "format": "date-time"},
+                        "sale_opens_at": {"type": "string", "format": "date-time"},
+                        "seat_map": {"type": "object", "additionalProperties": false, "required": ["rows", "seats_per_row"],
+                            "description": "Section `main`, rows A, B, … and numbers from 1.",
+                            "properties": {"rows": {"type": "integer", "minimum": 1, "maximum": 702}, "seats_per_row": {"type": "integer", "minimum": 1, "maximum": 1000}}},
+                        "seats": {"type": "array", "maxItems": 100000, "description": "Instead of seat_map.", "items": {
+                            "type": "object", "additionalProperties": false, "required": ["section", "row", "number", "price_tier"],
+                            "properties": {
+                                "section": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,32}$"},
+                                "row": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,16}$"},
+                                "number": {"type": "integer", "minimum": 1, "maximum": 100000},
+                                "price_tier": {"type": "string", "maxLength": 32}}}}
+                    }
+                },
+                "PatchEvent": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "name": {"type": "string"}, "venue": {"type": "string"},
+                        "starts_at": {"type": "string", "format": "date-time"},
+                        "sale_opens_at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "Event": {
+                    "type": "object", "required": ["id", "name", "venue", "starts_at", "sale_opens_at", "seat_count"],
+                    "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"}, "venue": {"type": "string"},
+                        "starts_at": {"type": "string", "format": "date-time"},
+                        "sale_opens_at": {"type": "string", "format": "date-time"},
+                        "seat_count": {"type": "integer"}
+                    }
+                },
+                "EventList": {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
+                "SeatList": {
+                    "type": "object", "required": ["seats"],
+                    "properties": {"seats": {"type": "array", "items": {
+                        "type": "object", "required": ["seat_id", "section", "row", "number", "price_tier", "status"],
+                        "properties": {
+                            "seat_id": {"type": "string", "description": "`{section}-{row}-{number}`"},
+                            "section": {"type": "string"}, "row": {"type": "string"}, "number": {"type": "integer"},
+                            "price_tier": {"type": "string"},
+                            "status": {"type": "string", "enum": ["available", "held", "reserved"]}}}}}
+                },
+                "HoldRequest": {
+                    "type": "object", "additionalProperties": false,
+                    "description": "Exactly one of seat_ids or quantity; at most MAX_SEATS_PER_TICKET (8) seats per ticket.",
+                    "properties": {
+                        "seat_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "quantity": {"type": "integer", "minimum": 1}
+                    }
+                },
+                "Hold": {
+                    "type": "object", "required": ["hold_id", "seat_ids", "expires_at"],
+                    "properties": {"hold_id": {"type": "string"}, "seat_ids": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": "string", "format": "date-time"}}
+                },
+                "Reservation": {
+                    "type": "object", "required": ["reservation_id", "event_id", "seat_ids", "created_at"],
+                    "properties": {
+                        "reservation_id": {"type": "string"}, "event_id": {"type": "string"},
+                        "seat_ids": {"type": "array", "items": {"type": "string"}},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "status": {"type": "string", "enum": ["confirmed", "cancelled"], "description": "On reads (not on confirm)."},
+                        "cancelled_at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "ReservationList": {"type": "object", "required": ["reservations"], "properties": {"reservations": {"type": "array", "items": {"$ref": "#/components/schemas/Reservation"}}}},
                 "Health": {
                     "type": "object", "required": ["status"],
                     "properties": {
                         "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
                         "replica": {"type": "string"},
-                        "dependencies": {"type": "object", "additionalProperties": {"type": "string", "enum": ["up", "down", "disabled"]}}
+                        "dependencies": {"type": "object", "description": "redis and database.", "additionalProperties": {"type": "string", "enum": ["up", "down", "disabled"]}}
                     }
                 }
             }

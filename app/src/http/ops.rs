@@ -15,18 +15,26 @@ pub async fn live() -> Json<serde_json::Value> {
 
 /// `GET /health/ready`: 503 only when this replica cannot serve the queue
 /// (Redis unreachable). The body names each dependency's state.
+/// The database is optional for the queue: when it is down the replica stays
+/// ready (`degraded`), so Kubernetes keeps it serving the waiting room.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let redis = state.queue.store().ping().await;
+    let (redis, database) = tokio::join!(state.queue.store().ping(), async {
+        match &state.booking {
+            None => "disabled",
+            Some(b) if b.db.ping().await.is_ok() => "up",
+            Some(_) => "down",
+        }
+    });
     let redis_state = if redis.is_ok() { "up" } else { "down" };
-    let (code, status) = if redis.is_ok() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    let (code, status) = match (redis.is_ok(), database) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, "down") => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ok"),
     };
     let body = json!({
         "status": status,
         "replica": &*state.replica,
-        "dependencies": { "redis": redis_state },
+        "dependencies": { "redis": redis_state, "database": database },
     });
     let mut response = (code, Json(body)).into_response();
     if code != StatusCode::OK {

@@ -49,11 +49,16 @@ pub struct Ticket(String);
 
 pub const TICKET_LEN: usize = 22;
 
+/// 128 random bits from the OS, base64url without padding (22 characters).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
 impl Ticket {
     pub fn generate() -> Ticket {
-        let mut bytes = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Ticket(B64.encode(bytes))
+        Ticket(random_id())
     }
 
     pub fn parse(s: &str) -> Option<Ticket> {
@@ -494,6 +499,36 @@ impl Queue {
             last_admit_ms: Some(n(7) as i64).filter(|v| *v > 0),
             draw_pending: n(8) == 1,
         }))
+    }
+
+    /// Deletes an event's queue and forgets the event.
+    pub async fn remove(&self, event: &EventId) -> Result<(), QueueError> {
+        self.store
+            .eval(&self.scripts.remove, self.keys(event).all(), &[])
+            .await?;
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(events_key(&self.prefix)).arg(event.as_str());
+        self.store.query("SREM", &cmd).await?;
+        Ok(())
+    }
+
+    /// Switches to `sold_out` (or back, if the switch was automatic).
+    /// Returns whether the mode changed.
+    pub async fn auto_sold_out(&self, event: &EventId, sold_out: bool) -> Result<bool, QueueError> {
+        let arg = if sold_out { "1" } else { "0" };
+        let v = self
+            .store
+            .eval(
+                &self.scripts.auto_sold_out,
+                self.keys(event).all(),
+                &[arg.to_string()],
+            )
+            .await?;
+        let items = reply::array("auto_sold_out", v)?;
+        if let Some(e) = err_code("auto_sold_out", &items) {
+            return Err(e);
+        }
+        Ok(items.get(1).and_then(reply::int) == Some(1))
     }
 
     /// Every event with a queue.

@@ -77,6 +77,24 @@ pub fn events_key(prefix: &str) -> String {
     format!("{prefix}wr:events")
 }
 
+// Booking caches: cache-aside copies of database reads, with short TTLs and
+// deleted on every change. Losing one costs a database read, nothing more.
+
+/// The JSON list of events.
+pub fn events_cache_key(prefix: &str) -> String {
+    format!("{prefix}bk:events")
+}
+
+/// One event's JSON.
+pub fn event_cache_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:event", event.as_str())
+}
+
+/// One event's seat map with statuses.
+pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:seats", event.as_str())
+}
+
 /// Helpers shared by every script (prepended to each one).
 const PRELUDE: &str = r#"
 local K_META, K_QUEUE, K_PRE, K_SEEN, K_ACTIVE, K_TICKETS, K_IDS, K_GONE, K_WINDOW, K_RATE, K_REPLICAS =
@@ -317,6 +335,8 @@ local fields = {}
 for i = 1, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
 local before = redis.call('HMGET', K_META, unpack(fields))
 redis.call('HSET', K_META, unpack(ARGV))
+-- An admin's choice of mode wins over an automatic sold-out switch.
+redis.call('HDEL', K_META, 'auto_sold_out_from')
 return before
 "#;
 
@@ -616,6 +636,39 @@ end
 return {1, pos}
 "#;
 
+/// Removes an event's queue entirely (the event was deleted).
+///
+/// KEYS: the event's keys (all deleted).
+/// ARGV: none.
+/// Returns: the number of keys deleted.
+const REMOVE: &str = r#"
+return redis.call('DEL', unpack(KEYS))
+"#;
+
+/// Switches the mode to `sold_out` when the last seat is reserved
+/// (remembering the mode it had), or back when a cancellation frees a seat
+/// (only if the switch was automatic: an admin's `sold_out` stays).
+///
+/// KEYS: the event's keys (only `meta`).
+/// ARGV: `1` (sold out) or `0` (seats available again).
+/// Returns: `{'err', 'event_not_found'}` or `{'ok', 1 if the mode changed}`.
+const AUTO_SOLD_OUT: &str = r#"
+local mode = redis.call('HGET', K_META, 'mode')
+if not mode then return {'err', 'event_not_found'} end
+if ARGV[1] == '1' then
+  if mode == 'sold_out' then return {'ok', 0} end
+  redis.call('HSET', K_META, 'mode', 'sold_out', 'auto_sold_out_from', mode)
+  return {'ok', 1}
+end
+local from = redis.call('HGET', K_META, 'auto_sold_out_from')
+if mode == 'sold_out' and from then
+  redis.call('HSET', K_META, 'mode', from)
+  redis.call('HDEL', K_META, 'auto_sold_out_from')
+  return {'ok', 1}
+end
+return {'ok', 0}
+"#;
+
 /// All scripts, with their sources assembled once.
 pub struct Scripts {
     pub configure: Script,
@@ -627,6 +680,8 @@ pub struct Scripts {
     pub stats: Script,
     pub draw_begin: Script,
     pub draw_place: Script,
+    pub remove: Script,
+    pub auto_sold_out: Script,
 }
 
 impl Scripts {
@@ -642,10 +697,12 @@ impl Scripts {
             stats: s("stats", STATS),
             draw_begin: s("draw_begin", DRAW_BEGIN),
             draw_place: s("draw_place", DRAW_PLACE),
+            remove: s("remove", REMOVE),
+            auto_sold_out: s("auto_sold_out", AUTO_SOLD_OUT),
         }
     }
 
-    pub fn all(&self) -> [&Script; 9] {
+    pub fn all(&self) -> [&Script; 11] {
         [
             &self.configure,
             &self.join,
@@ -656,6 +713,8 @@ impl Scripts {
             &self.stats,
             &self.draw_begin,
             &self.draw_place,
+            &self.remove,
+            &self.auto_sold_out,
         ]
     }
 }
@@ -698,7 +757,10 @@ mod tests {
                     let after = &rest[cmd.len() + 1..];
                     let arg = after.trim_start_matches([',', ' ']);
                     assert!(
-                        arg.starts_with("K_") || arg.starts_with("KEYS[") || arg.starts_with("key"),
+                        arg.starts_with("K_")
+                            || arg.starts_with("KEYS[")
+                            || arg.starts_with("unpack(KEYS)")
+                            || arg.starts_with("key"),
                         "{}: `{}` does not take its key from KEYS",
                         script.name,
                         line.trim()

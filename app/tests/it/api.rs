@@ -513,6 +513,21 @@ async fn metrics_openapi_health_and_request_ids() {
         ("get", "/health/live"),
         ("get", "/health/ready"),
         ("get", "/metrics"),
+        ("post", "/api/v1/admin/events"),
+        ("patch", "/api/v1/admin/events/{event_id}"),
+        ("delete", "/api/v1/admin/events/{event_id}"),
+        ("get", "/api/v1/events"),
+        ("get", "/api/v1/events/{event_id}"),
+        ("get", "/api/v1/events/{event_id}/seats"),
+        ("post", "/api/v1/events/{event_id}/holds"),
+        ("get", "/api/v1/events/{event_id}/reservations"),
+        ("post", "/api/v1/holds/{hold_id}/confirm"),
+        ("delete", "/api/v1/holds/{hold_id}"),
+        ("get", "/api/v1/reservations/{reservation_id}"),
+        ("delete", "/api/v1/reservations/{reservation_id}"),
+        ("get", "/"),
+        ("get", "/events/{event_id}"),
+        ("get", "/assets/{file}"),
     ];
     let documented: usize = spec["paths"]
         .as_object()
@@ -541,6 +556,9 @@ async fn metrics_openapi_health_and_request_ids() {
             api.base(),
             path.replace("{event_id}", "ev")
                 .replace("{ticket}", "AAAAAAAAAAAAAAAAAAAAAA")
+                .replace("{hold_id}", "AAAAAAAAAAAAAAAAAAAAAA")
+                .replace("{reservation_id}", "AAAAAAAAAAAAAAAAAAAAAA")
+                .replace("{file}", "app.js")
         );
         let r = api
             .send(

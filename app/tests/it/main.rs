@@ -3,6 +3,7 @@
 //! One binary, so the (large) dependency graph is linked once.
 
 mod api;
+mod booking;
 mod cluster;
 mod faults;
 mod rules;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use admission::{Application, Config};
 use clap::Parser;
-use devstack::{RedisCluster, RedisOptions, RedisServer, TlsFiles};
+use devstack::{MariaDb, RedisCluster, RedisOptions, RedisServer, TlsFiles};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -640,4 +640,154 @@ macro_rules! on_standalone_and_cluster {
             }
         )*
     };
+}
+
+/// MariaDB for one test: a fresh server, one database with the schema
+/// migrated, and the app's two users (`app` writes, `reader` reads).
+pub struct Db {
+    pub server: MariaDb,
+    pub migrator_url: String,
+    pub app_url: String,
+    pub reader_url: String,
+    _dir: TempDir,
+}
+
+impl Db {
+    pub async fn start() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let server = MariaDb::start(&dir.path().join("mariadb")).expect("mariadbd");
+        let (migrator_url, app_url, reader_url) = server.create_database("tickets").unwrap();
+        admission::booking::db::migrate(&migrator_url, Duration::from_secs(10))
+            .await
+            .expect("migrations apply");
+        Db {
+            server,
+            migrator_url,
+            app_url,
+            reader_url,
+            _dir: dir,
+        }
+    }
+
+    /// App settings that point at this database (writer and reader users).
+    pub fn options(&self) -> AppOptions {
+        AppOptions::default()
+            .with("DATABASE_URL", &self.app_url)
+            .with("DATABASE_READ_URL", &self.reader_url)
+    }
+
+    /// One value from SQL run as root on the test database.
+    pub fn sql(&self, sql: &str) -> String {
+        self.server
+            .sql(&format!("USE tickets; {sql}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Redis, MariaDB and the app in-process, for booking tests.
+pub struct BookingStack {
+    pub redis: RedisEnv,
+    pub db: Db,
+    pub keys: Keys,
+    pub app: TestApp,
+}
+
+impl BookingStack {
+    pub async fn start() -> BookingStack {
+        Self::start_with(AppOptions::default()).await
+    }
+
+    pub async fn start_with(extra: AppOptions) -> BookingStack {
+        let redis = RedisEnv::standalone();
+        let db = Db::start().await;
+        let keys = keys();
+        let mut options = db.options();
+        options.extra.extend(extra.extra);
+        let app = TestApp::spawn(&redis, &keys, options).await;
+        BookingStack {
+            redis,
+            db,
+            keys,
+            app,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        self.app.api()
+    }
+}
+
+impl Api {
+    /// Creates an event through the admin API; its sale is open.
+    pub async fn create_event(&self, id: &str, seat_map: Value) -> Reply {
+        let r = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/admin/events", self.base()))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({
+                        "id": id, "name": format!("Event {id}"), "venue": "Hall 1",
+                        "starts_at": "2030-01-01T20:00:00Z",
+                        "sale_opens_at": "2020-01-01T00:00:00Z",
+                        "seat_map": seat_map,
+                    })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create {id}: {}", r.body);
+        r
+    }
+
+    /// Joins and expects to be admitted; returns (ticket, token).
+    pub async fn admitted(&self, event: &str, client_id: &str) -> (String, String) {
+        let r = self.join(event, client_id).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        (
+            r.body["ticket"].as_str().unwrap().to_string(),
+            r.body["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn hold(&self, event: &str, token: &str, body: Value) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}/api/v1/events/{event}/holds", self.base()))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn confirm(&self, hold_id: &str, token: &str, key: Option<&str>) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/api/v1/holds/{hold_id}/confirm", self.base()))
+            .bearer_auth(token);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        self.send(req).await
+    }
+
+    pub async fn seat_status(&self, event: &str) -> std::collections::HashMap<String, String> {
+        let r = self
+            .send(
+                self.http
+                    .get(format!("{}/api/v1/events/{event}/seats", self.base())),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["seat_id"].as_str().unwrap().to_string(),
+                    s["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
 }

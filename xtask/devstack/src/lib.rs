@@ -16,10 +16,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const REDIS_INSTALL_HINT: &str =
     "sudo apt-get update && sudo apt-get install -y 'redis-server=5:7.0.15-*' 'redis-tools=5:7.0.15-*'";
 
-/// Finds an executable on PATH.
+/// The exact command that installs MariaDB on Debian.
+pub const MARIADB_INSTALL_HINT: &str =
+    "sudo apt-get update && sudo apt-get install -y 'mariadb-server=1:10.11.*' 'mariadb-client=1:10.11.*'";
+
+/// Finds an executable on PATH (and in the sbin folders, where Debian puts
+/// server binaries).
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
@@ -348,6 +354,211 @@ impl RedisCluster {
             .map(RedisServer::url)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// One MariaDB server (`mariadbd`) with its own fresh data folder, on a free
+/// port, root without a password on loopback. SQL is run through the
+/// `mariadb` client.
+pub struct MariaDb {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    server: PathBuf,
+    client: PathBuf,
+}
+
+impl MariaDb {
+    pub fn start(dir: &Path) -> io::Result<MariaDb> {
+        let missing = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("mariadbd/mariadb-install-db not found; install them with: {MARIADB_INSTALL_HINT}  (or run `cargo xtask test`, which installs them)"),
+            )
+        };
+        let server = which("mariadbd").ok_or_else(missing)?;
+        let install = which("mariadb-install-db").ok_or_else(missing)?;
+        let client = which("mariadb").ok_or_else(missing)?;
+        std::fs::create_dir_all(dir)?;
+        let data = dir.join("data");
+        let user = if cfg!(unix) && std::env::var("USER").as_deref() != Ok("root") {
+            std::env::var("USER").unwrap_or_else(|_| "root".into())
+        } else {
+            "root".into()
+        };
+        // Its own temporary folder: servers bootstrapping at once in /tmp
+        // trip over each other's temporary tables.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        let out = Command::new(install)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .arg(format!("--user={user}"))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .arg("--innodb-log-file-size=8M")
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "mariadb-install-db failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let mut last_err = None;
+        for _ in 0..5 {
+            let port = free_port();
+            let args = vec![
+                "--no-defaults".to_string(),
+                format!("--datadir={}", data.display()),
+                format!("--tmpdir={}", tmp.display()),
+                format!("--user={user}"),
+                format!("--port={port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                format!("--socket={}", dir.join("mysqld.sock").display()),
+                format!("--pid-file={}", dir.join("mysqld.pid").display()),
+                format!("--log-error={}", dir.join("error.log").display()),
+                "--skip-name-resolve".to_string(),
+                "--skip-log-bin".to_string(),
+                "--innodb-log-file-size=8M".to_string(),
+                "--innodb-buffer-pool-size=64M".to_string(),
+                "--character-set-server=utf8mb4".to_string(),
+                "--collation-server=utf8mb4_unicode_ci".to_string(),
+                // Per-user statement counts, so tests can see which pool ran
+                // a query.
+                "--userstat=1".to_string(),
+                "--max-connections=500".to_string(),
+            ];
+            let mut db = MariaDb {
+                port,
+                dir: dir.to_path_buf(),
+                args,
+                child: None,
+                server: server.clone(),
+                client: client.clone(),
+            };
+            match db.spawn() {
+                Ok(()) => return Ok(db),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("mariadbd did not start")))
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let child = Command::new(&self.server)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let log =
+                        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                    return Err(io::Error::other(format!(
+                        "mariadbd exited ({status}) on port {}: {}",
+                        self.port,
+                        tail.join(" | ")
+                    )));
+                }
+            }
+            if self.sql("SELECT 1").is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(io::Error::other(format!(
+            "mariadbd on port {} did not answer",
+            self.port
+        )))
+    }
+
+    /// Runs SQL as root; returns the rows, tab-separated, without headers.
+    pub fn sql(&self, sql: &str) -> io::Result<String> {
+        let out = Command::new(&self.client)
+            .arg("--no-defaults")
+            .arg("--protocol=TCP")
+            .arg("-h127.0.0.1")
+            .arg(format!("-P{}", self.port))
+            .arg("-uroot")
+            .arg("--batch")
+            .arg("--skip-column-names")
+            .arg("-e")
+            .arg(sql)
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(io::Error::other(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ))
+        }
+    }
+
+    /// A database and the three users the product expects: `migrator`
+    /// (schema changes), `app` (reads and writes, no DDL) and `reader`
+    /// (reads only). Returns their URLs: (migrator, app, reader).
+    pub fn create_database(&self, name: &str) -> io::Result<(String, String, String)> {
+        self.sql(&format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\
+             CREATE USER IF NOT EXISTS 'migrator'@'%' IDENTIFIED BY 'migrator-pw';\
+             CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'app-pw';\
+             CREATE USER IF NOT EXISTS 'reader'@'%' IDENTIFIED BY 'reader-pw';\
+             GRANT ALL PRIVILEGES ON `{name}`.* TO 'migrator'@'%';\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON `{name}`.* TO 'app'@'%';\
+             GRANT SELECT ON `{name}`.* TO 'reader'@'%';"
+        ))?;
+        let url = |user: &str| format!("mysql://{user}:{user}-pw@127.0.0.1:{}/{name}", self.port);
+        Ok((url("migrator"), url("app"), url("reader")))
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !port_free(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn()
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -1,0 +1,530 @@
+//! Events and seats: the admin API's create/update/delete, and the public
+//! reads served from the reader pool through short-lived Redis copies.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{MySql, QueryBuilder, Row};
+use time::OffsetDateTime;
+
+use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL};
+use crate::clock::{format_ms, parse_rfc3339_ms};
+use crate::queue::config::QueueConfig;
+use crate::queue::scripts::{event_cache_key, events_cache_key, seats_cache_key};
+use crate::queue::EventId;
+
+pub const MAX_SEATS: usize = 100_000;
+const INSERT_BATCH: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatMap {
+    pub rows: i64,
+    pub seats_per_row: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatSpec {
+    pub section: String,
+    pub row: String,
+    pub number: i64,
+    pub price_tier: String,
+}
+
+/// `POST /api/v1/admin/events`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvent {
+    pub id: String,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: String,
+    pub sale_opens_at: String,
+    pub seat_map: Option<SeatMap>,
+    pub seats: Option<Vec<SeatSpec>>,
+}
+
+/// `PATCH /api/v1/admin/events/{event_id}`: only the fields given change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchEvent {
+    pub name: Option<String>,
+    pub venue: Option<String>,
+    pub starts_at: Option<String>,
+    pub sale_opens_at: Option<String>,
+}
+
+/// A validated seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    pub section: String,
+    pub row: String,
+    pub row_rank: i32,
+    pub number: i32,
+    pub price_tier: String,
+}
+
+impl Seat {
+    pub fn id(&self) -> String {
+        format!("{}-{}-{}", self.section, self.row, self.number)
+    }
+}
+
+/// Rows of a seat map: A..Z, then AA, AB, ... (like spreadsheet columns).
+pub fn row_label(mut i: usize) -> String {
+    let mut label = Vec::new();
+    loop {
+        label.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    label.reverse();
+    String::from_utf8(label).unwrap_or_default()
+}
+
+fn text(name: &str, v: &str, max: usize) -> Result<String, String> {
+    let t = v.trim();
+    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+        return Err(format!("{name} must be 1-{max} printable characters"));
+    }
+    Ok(t.to_string())
+}
+
+fn token_part(name: &str, v: &str, max: usize) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= max
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{name} must be 1-{max} characters of [A-Za-z0-9_], got `{v}`"
+        ))
+    }
+}
+
+fn timestamp(name: &str, v: &str) -> Result<i64, String> {
+    parse_rfc3339_ms(v).ok_or_else(|| format!("{name} must be an RFC 3339 timestamp, got `{v}`"))
+}
+
+/// A validated new event.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub name: String,
+    pub venue: String,
+    pub starts_at_ms: i64,
+    pub sale_opens_at_ms: i64,
+    pub seats: Vec<Seat>,
+}
+
+impl CreateEvent {
+    pub fn validate(self) -> Result<NewEvent, String> {
+        let id = EventId::parse(&self.id).ok_or("id must be 1-64 characters of [a-z0-9-]")?;
+        let seats = match (self.seat_map, self.seats) {
+            (Some(_), Some(_)) => return Err("give seat_map or seats, not both".into()),
+            (None, None) => return Err("give seat_map or seats".into()),
+            (Some(map), None) => {
+                if !(1..=702).contains(&map.rows) || !(1..=1000).contains(&map.seats_per_row) {
+                    return Err("seat_map needs 1-702 rows and 1-1000 seats_per_row".into());
+                }
+                if (map.rows * map.seats_per_row) as usize > MAX_SEATS {
+                    return Err(format!("an event may have at most {MAX_SEATS} seats"));
+                }
+                (0..map.rows as usize)
+                    .flat_map(|r| {
+                        (1..=map.seats_per_row as i32).map(move |n| Seat {
+                            section: "main".into(),
+                            row: row_label(r),
+                            row_rank: r as i32,
+                            number: n,
+                            price_tier: "standard".into(),
+                        })
+                    })
+                    .collect()
+            }
+            (None, Some(list)) => {
+                if list.is_empty() || list.len() > MAX_SEATS {
+                    return Err(format!("seats must hold 1-{MAX_SEATS} seats"));
+                }
+                let mut ranks: Vec<String> = Vec::new();
+                let mut seats = Vec::with_capacity(list.len());
+                for s in list {
+                    let section = token_part("section", &s.section, 32)?;
+                    let row = token_part("row", &s.row, 16)?;
+                    if !(1..=100_000).contains(&s.number) {
+                        return Err(format!("seat number must be 1-100000, got {}", s.number));
+                    }
+                    let rank = match ranks.iter().position(|r| *r == row) {
+                        Some(i) => i,
+                        None => {
+                            ranks.push(row.clone());
+                            ranks.len() - 1
+                        }
+                    };
+                    seats.push(Seat {
+                        section,
+                        row,
+                        row_rank: rank as i32,
+                        number: s.number as i32,
+                        price_tier: text("price_tier", &s.price_tier, 32)?,
+                    });
+                }
+                let mut ids: Vec<String> = seats.iter().map(Seat::id).collect();
+                ids.sort_unstable();
+                if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(format!("seat {} is listed twice", w[0]));
+                }
+                seats
+            }
+        };
+        Ok(NewEvent {
+            id,
+            name: text("name", &self.name, 200)?,
+            venue: text("venue", &self.venue, 200)?,
+            starts_at_ms: timestamp("starts_at", &self.starts_at)?,
+            sale_opens_at_ms: timestamp("sale_opens_at", &self.sale_opens_at)?,
+            seats,
+        })
+    }
+}
+
+pub fn to_datetime(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn event_json(row: &sqlx::mysql::MySqlRow) -> Result<Value, sqlx::Error> {
+    let starts: OffsetDateTime = row.try_get("starts_at")?;
+    let opens: OffsetDateTime = row.try_get("sale_opens_at")?;
+    Ok(json!({
+        "id": row.try_get::<String, _>("id")?,
+        "name": row.try_get::<String, _>("name")?,
+        "venue": row.try_get::<String, _>("venue")?,
+        "starts_at": format_ms(to_ms(starts)),
+        "sale_opens_at": format_ms(to_ms(opens)),
+        "seat_count": row.try_get::<i64, _>("seat_count")?,
+    }))
+}
+
+/// The columns of an event as the API shows it (a macro, so that queries
+/// stay static strings).
+macro_rules! event_select {
+    () => {
+        "SELECT e.id, e.name, e.venue, e.starts_at, e.sale_opens_at, \
+         (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id) AS seat_count FROM events e "
+    };
+}
+
+impl Booking {
+    fn event_keys(&self, event: &EventId) -> Vec<String> {
+        vec![
+            events_cache_key(&self.prefix),
+            event_cache_key(&self.prefix, event),
+            seats_cache_key(&self.prefix, event),
+        ]
+    }
+
+    /// Creates the event, its seats and (unless one exists) its queue with
+    /// default settings opening at `sale_opens_at`.
+    pub async fn create_event(&self, e: NewEvent) -> Result<Value, BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3))",
+        )
+        .bind(e.id.as_str())
+        .bind(&e.name)
+        .bind(&e.venue)
+        .bind(to_datetime(e.starts_at_ms))
+        .bind(to_datetime(e.sale_opens_at_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(BookingError::from);
+        match inserted {
+            Err(err) if err.is_duplicate() => return Err(BookingError::EventExists),
+            other => other?,
+        };
+        for chunk in e.seats.chunks(INSERT_BATCH) {
+            let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+                "INSERT INTO seats (event_id, seat_id, section, row_label, row_rank, number, price_tier) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(e.id.as_str())
+                    .push_bind(s.id())
+                    .push_bind(&s.section)
+                    .push_bind(&s.row)
+                    .push_bind(s.row_rank)
+                    .push_bind(s.number)
+                    .push_bind(&s.price_tier);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if self.queue().config(&e.id).await?.is_none() {
+            let config = QueueConfig {
+                opens_at: Some(e.sale_opens_at_ms),
+                ..QueueConfig::default()
+            };
+            self.queue().configure(&e.id, &config).await?;
+        }
+        self.cache_forget(&self.event_keys(&e.id)).await;
+        tracing::info!(event = %e.id, seats = e.seats.len(), "event created");
+        self.event_from(&self.db.writer, &e.id).await
+    }
+
+    pub async fn patch_event(&self, event: &EventId, p: PatchEvent) -> Result<Value, BookingError> {
+        let name = p
+            .name
+            .as_deref()
+            .map(|v| text("name", v, 200))
+            .transpose()
+            .map_err(BookingError::Invalid)?;
+        let venue = p
+            .venue
+            .as_deref()
+            .map(|v| text("venue", v, 200))
+            .transpose()
+            .map_err(BookingError::Invalid)?;
+        let starts = p
+            .starts_at
+            .as_deref()
+            .map(|v| timestamp("starts_at", v))
+            .transpose()
+            .map_err(BookingError::Invalid)?;
+        let opens = p
+            .sale_opens_at
+            .as_deref()
+            .map(|v| timestamp("sale_opens_at", v))
+            .transpose()
+            .map_err(BookingError::Invalid)?;
+        let result = sqlx::query(
+            "UPDATE events SET name = COALESCE(?, name), venue = COALESCE(?, venue), \
+             starts_at = COALESCE(?, starts_at), sale_opens_at = COALESCE(?, sale_opens_at), \
+             updated_at = NOW(3) WHERE id = ?",
+        )
+        .bind(name)
+        .bind(venue)
+        .bind(starts.map(to_datetime))
+        .bind(opens.map(to_datetime))
+        .bind(event.as_str())
+        .execute(&self.db.writer)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(BookingError::EventNotFound);
+        }
+        if let Some(opens) = opens {
+            if let Some(mut config) = self.queue().config(event).await? {
+                config.opens_at = Some(opens);
+                self.queue().configure(event, &config).await?;
+            }
+        }
+        self.cache_forget(&self.event_keys(event)).await;
+        tracing::info!(event = %event, "event updated");
+        self.event_from(&self.db.writer, event).await
+    }
+
+    /// Removes an event that has no reservations, with its seats and queue.
+    pub async fn delete_event(&self, event: &EventId) -> Result<(), BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        let found = sqlx::query("SELECT id FROM events WHERE id = ? FOR UPDATE")
+            .bind(event.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(BookingError::EventNotFound);
+        }
+        let reservations: i64 = sqlx::query("SELECT COUNT(*) FROM reservations WHERE event_id = ?")
+            .bind(event.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if reservations > 0 {
+            return Err(BookingError::EventHasReservations);
+        }
+        sqlx::query("DELETE FROM events WHERE id = ?")
+            .bind(event.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.queue().remove(event).await?;
+        self.cache_forget(&self.event_keys(event)).await;
+        tracing::info!(event = %event, "event deleted");
+        Ok(())
+    }
+
+    async fn event_from(
+        &self,
+        pool: &sqlx::MySqlPool,
+        event: &EventId,
+    ) -> Result<Value, BookingError> {
+        let row = sqlx::query(concat!(event_select!(), "WHERE e.id = ?"))
+            .bind(event.as_str())
+            .fetch_optional(pool)
+            .await?
+            .ok_or(BookingError::EventNotFound)?;
+        Ok(event_json(&row)?)
+    }
+
+    /// One event, from the cache or the reader.
+    pub async fn event(&self, event: &EventId) -> Result<Value, BookingError> {
+        let key = event_cache_key(&self.prefix, event);
+        if let Some(v) = self
+            .cache_get(&key)
+            .await
+            .and_then(|s| serde_json::from_str(&s).ok())
+        {
+            return Ok(v);
+        }
+        let v = self.event_from(&self.db.reader, event).await?;
+        self.cache_put(&key, &v.to_string(), EVENT_CACHE_TTL).await;
+        Ok(v)
+    }
+
+    /// Every event, soonest first, from the cache or the reader.
+    pub async fn events(&self) -> Result<Value, BookingError> {
+        let key = events_cache_key(&self.prefix);
+        if let Some(v) = self
+            .cache_get(&key)
+            .await
+            .and_then(|s| serde_json::from_str(&s).ok())
+        {
+            return Ok(v);
+        }
+        let rows = sqlx::query(concat!(
+            event_select!(),
+            "ORDER BY e.starts_at, e.id LIMIT 1000"
+        ))
+        .fetch_all(&self.db.reader)
+        .await?;
+        let events = rows.iter().map(event_json).collect::<Result<Vec<_>, _>>()?;
+        let v = json!({ "events": events });
+        self.cache_put(&key, &v.to_string(), EVENT_CACHE_TTL).await;
+        Ok(v)
+    }
+
+    /// The seat map with each seat's status, from the cache or the reader.
+    pub async fn seats(&self, event: &EventId) -> Result<String, BookingError> {
+        let key = seats_cache_key(&self.prefix, event);
+        if let Some(s) = self.cache_get(&key).await {
+            return Ok(s);
+        }
+        // One rebuild per event at a time on this replica: a burst of
+        // readers after an invalidation makes one query, not hundreds.
+        let lock = self.rebuild_lock(event);
+        let _guard = lock.lock().await;
+        if let Some(s) = self.cache_get(&key).await {
+            return Ok(s);
+        }
+        let body = self.seats_from(&self.db.reader, event).await?.to_string();
+        self.cache_put(&key, &body, SEATS_CACHE_TTL).await;
+        Ok(body)
+    }
+
+    pub(crate) async fn seats_from(
+        &self,
+        pool: &sqlx::MySqlPool,
+        event: &EventId,
+    ) -> Result<Value, BookingError> {
+        let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
+            .bind(event.as_str())
+            .fetch_optional(pool)
+            .await?;
+        if exists.is_none() {
+            return Err(BookingError::EventNotFound);
+        }
+        let rows = sqlx::query(
+            "SELECT s.seat_id, s.section, s.row_label, s.number, s.price_tier, \
+             CAST(CASE WHEN c.reservation_id IS NOT NULL THEN 2 \
+                       WHEN c.expires_at > NOW(3) THEN 1 ELSE 0 END AS SIGNED) AS claim \
+             FROM seats s LEFT JOIN seat_claims c ON c.event_id = s.event_id AND c.seat_id = s.seat_id \
+             WHERE s.event_id = ? ORDER BY s.row_rank, s.section, s.number",
+        )
+        .bind(event.as_str())
+        .fetch_all(pool)
+        .await?;
+        let mut seats = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let status = match r.try_get::<i64, _>("claim")? {
+                2 => "reserved",
+                1 => "held",
+                _ => "available",
+            };
+            seats.push(json!({
+                "seat_id": r.try_get::<String, _>("seat_id")?,
+                "section": r.try_get::<String, _>("section")?,
+                "row": r.try_get::<String, _>("row_label")?,
+                "number": r.try_get::<i32, _>("number")?,
+                "price_tier": r.try_get::<String, _>("price_tier")?,
+                "status": status,
+            }));
+        }
+        Ok(json!({ "seats": seats }))
+    }
+
+    /// Forgets the cached seat map of an event (after any claim changes).
+    pub(crate) async fn seats_changed(&self, event: &str) {
+        if let Some(ev) = EventId::parse(event) {
+            self.cache_forget(&[seats_cache_key(&self.prefix, &ev)])
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_labels_run_like_spreadsheet_columns() {
+        assert_eq!(row_label(0), "A");
+        assert_eq!(row_label(25), "Z");
+        assert_eq!(row_label(26), "AA");
+        assert_eq!(row_label(27), "AB");
+        assert_eq!(row_label(701), "ZZ");
+    }
+
+    fn create(extra: Value) -> Result<NewEvent, String> {
+        let mut body = json!({
+            "id": "film-1", "name": "Premiere", "venue": "Hall 1",
+            "starts_at": "2026-12-01T20:00:00Z", "sale_opens_at": "2026-11-30T12:00:00Z"
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        serde_json::from_value::<CreateEvent>(body)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    #[test]
+    fn a_seat_map_makes_section_main_rows_from_a_and_numbers_from_1() {
+        let e = create(json!({"seat_map": {"rows": 2, "seats_per_row": 3}})).unwrap();
+        let ids: Vec<String> = e.seats.iter().map(Seat::id).collect();
+        assert_eq!(
+            ids,
+            ["main-A-1", "main-A-2", "main-A-3", "main-B-1", "main-B-2", "main-B-3"]
+        );
+        assert_eq!(e.seats[3].row_rank, 1);
+    }
+
+    #[test]
+    fn bad_events_are_refused_with_a_reason() {
+        assert!(create(json!({})).unwrap_err().contains("seat_map or seats"));
+        assert!(create(json!({"seat_map": {"rows": 0, "seats_per_row": 3}})).is_err());
+        let dup = json!({"seats": [
+            {"section": "A", "row": "1", "number": 1, "price_tier": "vip"},
+            {"section": "A", "row": "1", "number": 1, "price_tier": "vip"}
+        ]});
+        assert!(create(dup).unwrap_err().contains("twice"));
+        let dash =
+            json!({"seats": [{"section": "a-b", "row": "1", "number": 1, "price_tier": "x"}]});
+        assert!(create(dash).unwrap_err().contains("section"));
+    }
+}

@@ -1,0 +1,708 @@
+//! Holds and reservations. Every claim on a seat is a row of `seat_claims`
+//! (primary key: the seat), inserted in the transaction that makes the hold:
+//! two fans can never both hold or reserve one seat, whatever the replicas
+//! or the timing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{MySql, QueryBuilder, Row};
+use time::OffsetDateTime;
+
+use super::catalog::to_ms;
+use super::{new_id, Booking, BookingError};
+use crate::clock::format_ms;
+use crate::queue::EventId;
+
+/// `POST /api/v1/events/{event_id}/holds`: seats by id, or a quantity of the
+/// best seats together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub seat_ids: Option<Vec<String>>,
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub hold_id: String,
+    pub seat_ids: Vec<String>,
+    pub expires_at_ms: i64,
+}
+
+impl Hold {
+    pub fn to_json(&self) -> Value {
+        json!({"hold_id": self.hold_id, "seat_ids": self.seat_ids, "expires_at": format_ms(self.expires_at_ms)})
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub event_id: String,
+    pub ticket: String,
+    pub seat_ids: Vec<String>,
+    pub created_at_ms: i64,
+    pub cancelled_at_ms: Option<i64>,
+}
+
+impl Reservation {
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "reservation_id": self.reservation_id,
+            "event_id": self.event_id,
+            "seat_ids": self.seat_ids,
+            "created_at": format_ms(self.created_at_ms),
+            "status": if self.cancelled_at_ms.is_some() { "cancelled" } else { "confirmed" },
+        });
+        if let Some(at) = self.cancelled_at_ms {
+            v["cancelled_at"] = json!(format_ms(at));
+        }
+        v
+    }
+}
+
+/// Who is asking: an admin, or the fan holding an admission ticket.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Admin,
+    Fan { event: String, ticket: String },
+}
+
+impl Caller {
+    fn may_touch(&self, event: &str, ticket: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Fan {
+                event: e,
+                ticket: t,
+            } => e == event && t == ticket,
+        }
+    }
+}
+
+/// What a hold asks for, validated.
+enum Wanted {
+    Seats(Vec<String>),
+    Quantity(usize),
+}
+
+const ATTEMPTS: usize = 6;
+
+/// How a reservation is looked up.
+#[derive(Clone, Copy)]
+enum By {
+    Id,
+    Hold,
+}
+
+fn is_seat_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn backoff(attempt: usize) {
+    let jitter = u64::from(rand::random::<u8>()) % 20;
+    tokio::time::sleep(Duration::from_millis(5 * (attempt as u64 + 1) + jitter)).await;
+}
+
+impl Booking {
+    fn wanted(&self, req: HoldRequest) -> Result<Wanted, BookingError> {
+        let max = self.limits.max_seats_per_ticket as usize;
+        match (req.seat_ids, req.quantity) {
+            (Some(_), Some(_)) => Err(BookingError::Invalid(
+                "give seat_ids or quantity, not both".into(),
+            )),
+            (None, None) => Err(BookingError::Invalid("give seat_ids or quantity".into())),
+            (None, Some(q)) if q >= 1 && q as usize <= max => Ok(Wanted::Quantity(q as usize)),
+            (None, Some(q)) => Err(BookingError::Invalid(format!(
+                "quantity must be 1-{max}, got {q}"
+            ))),
+            (Some(ids), None) => {
+                if ids.is_empty() || ids.len() > max {
+                    return Err(BookingError::Invalid(format!(
+                        "seat_ids must name 1-{max} seats"
+                    )));
+                }
+                if let Some(bad) = ids.iter().find(|s| !is_seat_id(s)) {
+                    return Err(BookingError::Invalid(format!("`{bad}` is not a seat id")));
+                }
+                let mut sorted = ids.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != ids.len() {
+                    return Err(BookingError::Invalid("seat_ids lists a seat twice".into()));
+                }
+                Ok(Wanted::Seats(sorted))
+            }
+        }
+    }
+
+    /// Holds seats for an admitted fan. Nothing is held when any seat is
+    /// taken (409 seat_unavailable).
+    pub async fn hold(
+        &self,
+        event: &EventId,
+        ticket: &str,
+        req: HoldRequest,
+    ) -> Result<Hold, BookingError> {
+        let wanted = self.wanted(req)?;
+        let hold = match wanted {
+            Wanted::Seats(ids) => {
+                self.check_seats_exist(event, &ids).await?;
+                self.hold_with_retries(event, ticket, &ids).await?
+            }
+            Wanted::Quantity(n) => {
+                // Blocks are tried best first; one taken meanwhile by
+                // someone else is skipped for the next.
+                let mut hold = None;
+                for block in self.best_blocks(event, n).await?.into_iter().take(ATTEMPTS) {
+                    match self.hold_with_retries(event, ticket, &block).await {
+                        Err(BookingError::SeatUnavailable) => continue,
+                        other => {
+                            hold = Some(other?);
+                            break;
+                        }
+                    }
+                }
+                hold.ok_or(BookingError::SeatUnavailable)?
+            }
+        };
+        self.seats_changed(event.as_str()).await;
+        Ok(hold)
+    }
+
+    async fn check_seats_exist(&self, event: &EventId, ids: &[String]) -> Result<(), BookingError> {
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("SELECT seat_id FROM seats WHERE event_id = ");
+        q.push_bind(event.as_str()).push(" AND seat_id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(id);
+        }
+        q.push(")");
+        let found: Vec<String> = q
+            .build()
+            .fetch_all(&self.db.writer)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get(0).ok())
+            .collect();
+        if found.len() != ids.len() {
+            let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
+                .bind(event.as_str())
+                .fetch_optional(&self.db.writer)
+                .await?;
+            if exists.is_none() {
+                return Err(BookingError::EventNotFound);
+            }
+            let missing: Vec<&String> = ids.iter().filter(|i| !found.contains(i)).collect();
+            return Err(BookingError::Invalid(format!(
+                "no such seat in this event: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs of `n` free adjacent seats in one section and row, front rows
+    /// first (read from the writer: it must be current).
+    async fn best_blocks(
+        &self,
+        event: &EventId,
+        n: usize,
+    ) -> Result<Vec<Vec<String>>, BookingError> {
+        let rows = sqlx::query(
+            "SELECT s.seat_id, s.section, s.row_rank, s.number FROM seats s \
+             LEFT JOIN seat_claims c ON c.event_id = s.event_id AND c.seat_id = s.seat_id \
+               AND (c.expires_at IS NULL OR c.expires_at > NOW(3)) \
+             WHERE s.event_id = ? AND c.seat_id IS NULL \
+             ORDER BY s.row_rank, s.section, s.number",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.db.writer)
+        .await?;
+        if rows.is_empty() {
+            let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
+                .bind(event.as_str())
+                .fetch_optional(&self.db.writer)
+                .await?;
+            if exists.is_none() {
+                return Err(BookingError::EventNotFound);
+            }
+        }
+        let mut lines: BTreeMap<(i32, String), Vec<(i32, String)>> = BTreeMap::new();
+        for r in &rows {
+            lines
+                .entry((r.try_get("row_rank")?, r.try_get("section")?))
+                .or_default()
+                .push((r.try_get("number")?, r.try_get("seat_id")?));
+        }
+        let mut blocks = Vec::new();
+        for seats in lines.values() {
+            // Adjacent numbers: every window of n seats with consecutive numbers.
+            for w in seats.windows(n) {
+                if w.last().map(|l| l.0) == w.first().map(|f| f.0 + n as i32 - 1) {
+                    blocks.push(w.iter().map(|(_, id)| id.clone()).collect());
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    async fn hold_with_retries(
+        &self,
+        event: &EventId,
+        ticket: &str,
+        seats: &[String],
+    ) -> Result<Hold, BookingError> {
+        let mut attempt = 0;
+        loop {
+            match self.try_hold(event, ticket, seats).await {
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_hold(
+        &self,
+        event: &EventId,
+        ticket: &str,
+        seats: &[String],
+    ) -> Result<Hold, BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        // Serialises this fan's own concurrent holds (the per-ticket limit).
+        sqlx::query("INSERT INTO ticket_locks (event_id, ticket) VALUES (?, ?) ON DUPLICATE KEY UPDATE ticket = ticket")
+            .bind(event.as_str())
+            .bind(ticket)
+            .execute(&mut *tx)
+            .await?;
+        let held: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM seat_claims WHERE event_id = ? AND ticket = ? \
+             AND (expires_at IS NULL OR expires_at > NOW(3))",
+        )
+        .bind(event.as_str())
+        .bind(ticket)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let max = i64::from(self.limits.max_seats_per_ticket);
+        if held + seats.len() as i64 > max {
+            return Err(BookingError::Invalid(format!(
+                "at most {max} seats per ticket; this ticket already holds or has reserved {held}"
+            )));
+        }
+        // Claims of holds that have run out no longer count.
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("DELETE FROM seat_claims WHERE event_id = ");
+        q.push_bind(event.as_str())
+            .push(" AND expires_at <= NOW(3) AND seat_id IN (");
+        let mut sep = q.separated(", ");
+        for s in seats {
+            sep.push_bind(s);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await?;
+
+        let hold_id = new_id();
+        sqlx::query(
+            "INSERT INTO holds (id, event_id, ticket, status, created_at, expires_at) \
+             VALUES (?, ?, ?, 'active', NOW(3), NOW(3) + INTERVAL ? SECOND)",
+        )
+        .bind(&hold_id)
+        .bind(event.as_str())
+        .bind(ticket)
+        .bind(self.limits.hold_seconds as i64)
+        .execute(&mut *tx)
+        .await?;
+        let expires: OffsetDateTime = sqlx::query("SELECT expires_at FROM holds WHERE id = ?")
+            .bind(&hold_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("INSERT INTO hold_seats (hold_id, seat_id) ");
+        q.push_values(seats, |mut b, s| {
+            b.push_bind(&hold_id).push_bind(s);
+        });
+        q.build().execute(&mut *tx).await?;
+        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+            "INSERT INTO seat_claims (event_id, seat_id, ticket, hold_id, expires_at) ",
+        );
+        q.push_values(seats, |mut b, s| {
+            b.push_bind(event.as_str())
+                .push_bind(s)
+                .push_bind(ticket)
+                .push_bind(&hold_id)
+                .push_bind(expires);
+        });
+        match q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(BookingError::from)
+        {
+            Err(e) if e.is_duplicate() => return Err(BookingError::SeatUnavailable),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(Hold {
+            hold_id,
+            seat_ids: seats.to_vec(),
+            expires_at_ms: to_ms(expires),
+        })
+    }
+
+    async fn reservation_by(
+        &self,
+        by: By,
+        value: &str,
+    ) -> Result<Option<Reservation>, BookingError> {
+        let sql = match by {
+            By::Id => "SELECT id, event_id, ticket, created_at, cancelled_at FROM reservations WHERE id = ?",
+            By::Hold => "SELECT id, event_id, ticket, created_at, cancelled_at FROM reservations WHERE hold_id = ?",
+        };
+        let row = sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.db.writer)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get("id")?;
+        let seats = sqlx::query(
+            "SELECT seat_id FROM reservation_seats WHERE reservation_id = ? ORDER BY seat_id",
+        )
+        .bind(&id)
+        .fetch_all(&self.db.writer)
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get(0).ok())
+        .collect();
+        Ok(Some(Reservation {
+            reservation_id: id,
+            event_id: row.try_get("event_id")?,
+            ticket: row.try_get("ticket")?,
+            seat_ids: seats,
+            created_at_ms: to_ms(row.try_get("created_at")?),
+            cancelled_at_ms: row
+                .try_get::<Option<OffsetDateTime>, _>("cancelled_at")?
+                .map(to_ms),
+        }))
+    }
+
+    /// The hold's event and ticket, if it exists.
+    pub async fn hold_owner(&self, hold_id: &str) -> Result<(String, String), BookingError> {
+        let row = sqlx::query("SELECT event_id, ticket FROM holds WHERE id = ?")
+            .bind(hold_id)
+            .fetch_optional(&self.db.writer)
+            .await?
+            .ok_or(BookingError::NotFound("hold"))?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Turns a hold into a reservation. Returns the reservation and whether
+    /// it was made now (false: this hold was confirmed before, and the same
+    /// reservation is returned).
+    pub async fn confirm(
+        &self,
+        hold_id: &str,
+        caller: &Caller,
+        idempotency_key: Option<&str>,
+        session_alive: impl std::future::Future<Output = Result<(), BookingError>>,
+    ) -> Result<(Reservation, bool), BookingError> {
+        let (event, ticket) = self.hold_owner(hold_id).await?;
+        if !caller.may_touch(&event, &ticket) {
+            return Err(BookingError::Forbidden(
+                "this hold belongs to another ticket",
+            ));
+        }
+        if let Some(key) = idempotency_key {
+            let row = sqlx::query(
+                "SELECT hold_id FROM reservations WHERE ticket = ? AND idempotency_key = ?",
+            )
+            .bind(&ticket)
+            .bind(key)
+            .fetch_optional(&self.db.writer)
+            .await?;
+            if let Some(row) = row {
+                if row.try_get::<String, _>(0)? != hold_id {
+                    return Err(BookingError::IdempotencyKeyReused);
+                }
+            }
+        }
+        if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
+            return Ok((existing, false));
+        }
+        session_alive.await?;
+        let mut attempt = 0;
+        let created = loop {
+            match self
+                .try_confirm(hold_id, &event, &ticket, idempotency_key)
+                .await
+            {
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                Err(BookingError::HoldConfirmed) => {
+                    // Confirmed by a concurrent retry of this request.
+                    if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
+                        return Ok((existing, false));
+                    }
+                    return Err(BookingError::HoldConfirmed);
+                }
+                Err(e) if e.is_duplicate() => {
+                    // Confirmed at the same moment by a retry of this
+                    // request, or the key was taken by another hold.
+                    if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
+                        return Ok((existing, false));
+                    }
+                    return Err(BookingError::IdempotencyKeyReused);
+                }
+                other => break other?,
+            }
+        };
+        self.seats_changed(&event).await;
+        if let Some(ev) = EventId::parse(&event) {
+            // The fan is done: the place goes to the next in line.
+            if let Err(e) = self
+                .queue()
+                .leave(
+                    &ev,
+                    &crate::queue::Ticket::parse(&ticket)
+                        .ok_or(BookingError::Forbidden("bad ticket"))?,
+                )
+                .await
+            {
+                tracing::warn!(event = %ev, error = %e, "could not end the admission session after a booking");
+            }
+            self.update_sold_out(&ev).await;
+        }
+        Ok((created, true))
+    }
+
+    async fn try_confirm(
+        &self,
+        hold_id: &str,
+        event: &str,
+        ticket: &str,
+        key: Option<&str>,
+    ) -> Result<Reservation, BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        let row = sqlx::query(
+            "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live FROM holds WHERE id = ? FOR UPDATE",
+        )
+        .bind(hold_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let status: String = row.try_get("status")?;
+        let live: i64 = row.try_get("live")?;
+        match status.as_str() {
+            "active" if live == 1 => {}
+            "confirmed" => return Err(BookingError::HoldConfirmed),
+            _ => return Err(BookingError::HoldExpired),
+        }
+        let reservation_id = new_id();
+        sqlx::query(
+            "INSERT INTO reservations (id, event_id, hold_id, ticket, idempotency_key, created_at) \
+             VALUES (?, ?, ?, ?, ?, NOW(3))",
+        )
+        .bind(&reservation_id)
+        .bind(event)
+        .bind(hold_id)
+        .bind(ticket)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO reservation_seats (reservation_id, seat_id) SELECT ?, seat_id FROM hold_seats WHERE hold_id = ?")
+            .bind(&reservation_id)
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        let seats: i64 = sqlx::query("SELECT COUNT(*) FROM hold_seats WHERE hold_id = ?")
+            .bind(hold_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let claimed = sqlx::query(
+            "UPDATE seat_claims SET reservation_id = ?, hold_id = NULL, expires_at = NULL \
+             WHERE hold_id = ? AND expires_at > NOW(3)",
+        )
+        .bind(&reservation_id)
+        .bind(hold_id)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != seats as u64 {
+            // Some seat's claim ran out: the hold is gone as a whole.
+            return Err(BookingError::HoldExpired);
+        }
+        sqlx::query("UPDATE holds SET status = 'confirmed', reservation_id = ? WHERE id = ?")
+            .bind(&reservation_id)
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        // Read inside the transaction: once it commits, the answer is ready
+        // without another round trip that could fail.
+        let created: OffsetDateTime =
+            sqlx::query("SELECT created_at FROM reservations WHERE id = ?")
+                .bind(&reservation_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let seat_ids = sqlx::query(
+            "SELECT seat_id FROM reservation_seats WHERE reservation_id = ? ORDER BY seat_id",
+        )
+        .bind(&reservation_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get(0).ok())
+        .collect();
+        tx.commit().await?;
+        Ok(Reservation {
+            reservation_id,
+            event_id: event.to_string(),
+            ticket: ticket.to_string(),
+            seat_ids,
+            created_at_ms: to_ms(created),
+            cancelled_at_ms: None,
+        })
+    }
+
+    /// Releases a hold (idempotent); a confirmed hold cannot be released.
+    pub async fn release_hold(&self, hold_id: &str, caller: &Caller) -> Result<(), BookingError> {
+        let (event, ticket) = self.hold_owner(hold_id).await?;
+        if !caller.may_touch(&event, &ticket) {
+            return Err(BookingError::Forbidden(
+                "this hold belongs to another ticket",
+            ));
+        }
+        let mut tx = self.db.writer.begin().await?;
+        let status: String = sqlx::query("SELECT status FROM holds WHERE id = ? FOR UPDATE")
+            .bind(hold_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if status == "confirmed" {
+            return Err(BookingError::HoldConfirmed);
+        }
+        sqlx::query("DELETE FROM seat_claims WHERE hold_id = ?")
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE holds SET status = 'released' WHERE id = ? AND status = 'active'")
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.seats_changed(&event).await;
+        Ok(())
+    }
+
+    pub async fn reservation(
+        &self,
+        id: &str,
+        caller: &Caller,
+    ) -> Result<Reservation, BookingError> {
+        let r = self
+            .reservation_by(By::Id, id)
+            .await?
+            .ok_or(BookingError::NotFound("reservation"))?;
+        if !caller.may_touch(&r.event_id, &r.ticket) {
+            return Err(BookingError::Forbidden(
+                "this reservation belongs to another ticket",
+            ));
+        }
+        Ok(r)
+    }
+
+    /// Cancels a reservation: its seats are free again. Idempotent.
+    pub async fn cancel_reservation(&self, id: &str, caller: &Caller) -> Result<(), BookingError> {
+        let r = self.reservation(id, caller).await?;
+        let mut tx = self.db.writer.begin().await?;
+        sqlx::query("DELETE FROM seat_claims WHERE reservation_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE reservations SET cancelled_at = NOW(3) WHERE id = ? AND cancelled_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.seats_changed(&r.event_id).await;
+        if let Some(ev) = EventId::parse(&r.event_id) {
+            self.update_sold_out(&ev).await;
+        }
+        tracing::info!(event = %r.event_id, "reservation cancelled");
+        Ok(())
+    }
+
+    /// A fan's own reservations for an event (from the writer).
+    pub async fn reservations_of(
+        &self,
+        event: &EventId,
+        ticket: &str,
+    ) -> Result<Vec<Reservation>, BookingError> {
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM reservations WHERE event_id = ? AND ticket = ? ORDER BY created_at",
+        )
+        .bind(event.as_str())
+        .bind(ticket)
+        .fetch_all(&self.db.writer)
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get(0).ok())
+        .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.reservation_by(By::Id, &id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Switches the queue to `sold_out` when every seat is reserved, and
+    /// back when a cancellation frees one (only if it was switched here).
+    pub(crate) async fn update_sold_out(&self, event: &EventId) {
+        let counts = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM seats WHERE event_id = ?) AS total, \
+             (SELECT COUNT(*) FROM seat_claims WHERE event_id = ? AND reservation_id IS NOT NULL) AS sold",
+        )
+        .bind(event.as_str())
+        .bind(event.as_str())
+        .fetch_one(&self.db.writer)
+        .await;
+        let (total, sold): (i64, i64) =
+            match counts.and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?))) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(event = %event, error = %e, "could not count sold seats");
+                    return;
+                }
+            };
+        let sold_out = total > 0 && sold >= total;
+        match self.queue().auto_sold_out(event, sold_out).await {
+            Ok(true) => {
+                tracing::info!(event = %event, sold_out, "queue switched by seat availability")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(event = %event, error = %e, "could not switch the queue's sold-out mode")
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Catalog and bookings on MySQL. Only admitted fans hold and reserve seats;
+//! a seat is sold once because `seat_claims` has one row per claimed seat
+//! (its primary key), not because of a lock in Redis.
+
+pub mod catalog;
+pub mod db;
+pub mod holds;
+pub mod sweeper;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::mysql::MySqlDatabaseError;
+
+use crate::queue::{EventId, Queue, QueueError};
+use crate::store::{reply, StoreError};
+use db::Database;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("booking is not enabled on this service (no DATABASE_URL)")]
+    Disabled,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("no such event")]
+    EventNotFound,
+    #[error("an event with this id already exists")]
+    EventExists,
+    #[error("the event has reservations")]
+    EventHasReservations,
+    #[error("one or more of those seats are not available")]
+    SeatUnavailable,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("the hold has expired")]
+    HoldExpired,
+    #[error("the hold is already confirmed")]
+    HoldConfirmed,
+    #[error("this Idempotency-Key was used for another hold")]
+    IdempotencyKeyReused,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Cache(#[from] StoreError),
+}
+
+impl BookingError {
+    /// The MySQL error number, when the database refused a statement.
+    pub fn mysql_number(&self) -> Option<u16> {
+        match self {
+            BookingError::Database(e) => e
+                .as_database_error()
+                .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
+                .map(MySqlDatabaseError::number),
+            _ => None,
+        }
+    }
+
+    /// A duplicate key (1062).
+    pub fn is_duplicate(&self) -> bool {
+        self.mysql_number() == Some(1062)
+    }
+
+    /// A deadlock or lock-wait timeout: the transaction may simply be run again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.mysql_number(), Some(1213 | 1205))
+    }
+
+    /// The database cannot be reached or is overloaded (as opposed to a bug).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            BookingError::Database(e) => {
+                matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Protocol(_)
+            ) || self.is_retryable()
+                // Server shutting down, too many connections, read-only
+                // (an Aurora failover in progress), lost connection.
+                || matches!(self.mysql_number(), Some(1040 | 1053 | 1290 | 1836 | 2006 | 2013))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Booking settings besides the database.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub hold_seconds: u64,
+    pub max_seats_per_ticket: u32,
+}
+
+/// Catalog and booking operations; cheap to share.
+pub struct Booking {
+    pub db: Database,
+    queue: Arc<Queue>,
+    prefix: String,
+    pub limits: Limits,
+    /// One seat-map rebuild at a time per event on this replica.
+    rebuilding: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// How long cached copies live at most (each change also deletes them).
+const EVENT_CACHE_TTL: Duration = Duration::from_secs(30);
+const SEATS_CACHE_TTL: Duration = Duration::from_secs(2);
+
+impl Booking {
+    pub fn new(db: Database, queue: Arc<Queue>, prefix: &str, limits: Limits) -> Booking {
+        Booking {
+            db,
+            queue,
+            prefix: prefix.to_string(),
+            limits,
+            rebuilding: Mutex::default(),
+        }
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    async fn cache_get(&self, key: &str) -> Option<String> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        match self.queue.store().query("GET", &cmd).await {
+            Ok(v) => reply::string(&v),
+            // The cache is an optimisation: without it, read the database.
+            Err(_) => None,
+        }
+    }
+
+    async fn cache_put(&self, key: &str, value: &str, ttl: Duration) {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64);
+        let _ = self.queue.store().query("SET", &cmd).await;
+    }
+
+    /// Deletes cached copies after a change. A failure here only leaves a
+    /// copy until its (short) TTL runs out.
+    async fn cache_forget(&self, keys: &[String]) {
+        for key in keys {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            if let Err(e) = self.queue.store().query("DEL", &cmd).await {
+                tracing::warn!(error = %e, "could not invalidate a cached copy");
+            }
+        }
+    }
+
+    fn rebuild_lock(&self, event: &EventId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, m| Arc::strong_count(m) > 1);
+        }
+        map.entry(event.clone()).or_default().clone()
+    }
+}
+
+/// A new random id (128 bits, base64url): holds and reservations.
+pub fn new_id() -> String {
+    crate::queue::random_id()
+}
