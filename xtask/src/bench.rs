@@ -6,7 +6,9 @@
 //!     connections, and their ratio;
 //! (b) join and status latency with 10,000 open connections offering
 //!     10,000 requests per second in all (each fan one request a second),
-//!     spread over several load-generator processes.
+//!     spread over several load-generator processes;
+//! (c) 1,000 admitted fans holding the 100 seats of one event at once
+//!     (MariaDB), then confirming: the contention time.
 //!
 //! The report is printed and written to target/bench/report.md.
 
@@ -15,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use devstack::{http_request, RedisOptions, RedisServer};
+use devstack::{http_request, MariaDb, RedisOptions, RedisServer};
 use xshell::{cmd, Shell};
 
 use crate::{flags, tools, Result};
@@ -54,8 +56,22 @@ impl Drop for App {
     }
 }
 
-fn start_app(root: &Path, dir: &Path, redis: &RedisServer, admin: &str) -> Result<App> {
+fn start_app(
+    root: &Path,
+    dir: &Path,
+    redis: &RedisServer,
+    db: &MariaDb,
+    admin: &str,
+) -> Result<App> {
     let binary = root.join("target/release/admission");
+    let (migrator, app_url, reader_url) = db.create_database("bench")?;
+    let migrated = Command::new(&binary)
+        .arg("migrate")
+        .env("DATABASE_URL", &migrator)
+        .output()?;
+    if !migrated.status.success() {
+        return Err(format!("migrations: {}", String::from_utf8_lossy(&migrated.stderr)).into());
+    }
     let key = dir.join("token.pem");
     Command::new(&binary)
         .arg("keygen")
@@ -70,6 +86,9 @@ fn start_app(root: &Path, dir: &Path, redis: &RedisServer, admin: &str) -> Resul
         .env("ADMIN_TOKEN", admin)
         .env("TOKEN_KEYS", format!("bench:{}", key.display()))
         .env("REDIS_POOL_SIZE", "8")
+        .env("DATABASE_URL", app_url)
+        .env("DATABASE_READ_URL", reader_url)
+        .env("DATABASE_POOL_SIZE", "40")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -116,8 +135,9 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
+    let db = MariaDb::start(&dir.join("mariadb"))?;
     let admin = "bench-admin-token-0123456789";
-    let app = start_app(&root, &dir, &redis, admin)?;
+    let app = start_app(&root, &dir, &redis, &db, admin)?;
     let target = app.addr.to_string();
     let secs = flags.seconds.to_string();
     // Everyone queues: the join path under test is the common one.
@@ -166,6 +186,32 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let status = json_object(&lat, "status").unwrap_or("{}");
     let g = |text: &str, key: &str| json_number(text, key).unwrap_or(f64::NAN);
 
+    eprintln!("==> (c) 1,000 admitted fans on a 100-seat event, all at once");
+    let auth = format!("Bearer {admin}");
+    let event = r#"{"id":"contention","name":"Contention","venue":"Bench","starts_at":"2030-01-01T20:00:00Z","sale_opens_at":"2020-01-01T00:00:00Z","seat_map":{"rows":10,"seats_per_row":10}}"#;
+    let (code, text) = http_request(
+        app.addr,
+        "POST",
+        "/api/v1/admin/events",
+        &[("Authorization", &auth)],
+        Some(event),
+    )?;
+    if code != 201 {
+        return Err(format!("creating the contention event: {code} {text}").into());
+    }
+    configure(
+        app.addr,
+        admin,
+        "contention",
+        r#"{"capacity":1000,"admit_per_second":1000}"#,
+    )?;
+    let fight = cmd!(
+        sh,
+        "{loadgen} contention --target {target} --event contention --fans 1000 --seats 100"
+    )
+    .read()?;
+    eprintln!("{fight}");
+
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -186,8 +232,10 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
          | status polls answered after warm-up | {:.0} req/s | |\n\
          | join latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
          | status latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
-         | errors (latency run) | {:.0} | 0 |\n\n\
-         Machine: {cores} × {cpu}; app, Redis and load generators on the same machine; release builds; Redis without persistence.\n",
+         | errors (latency run) | {:.0} | 0 |\n\
+         | 1,000 fans on 100 seats: held / refused / reserved | {:.0} / {:.0} / {:.0} | 100 / 900 / 100 |\n\
+         | 1,000 holds at once, then 100 confirms | {:.2} s + {:.2} s | seed 004: 8.34 s |\n\n\
+         Machine: {cores} × {cpu}; app, Redis, MariaDB and load generators on the same machine; release builds; Redis without persistence, MariaDB with durable commits.\n",
         100.0 * http_rate / raw_rate,
         g(&lat, "connected"),
         g(&lat, "offered_per_second"),
@@ -199,6 +247,11 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         g(status, "p99_ms"),
         g(status, "max_ms"),
         g(&lat, "errors"),
+        g(&fight, "held"),
+        g(&fight, "refused"),
+        g(&fight, "reserved"),
+        g(&fight, "hold_seconds"),
+        g(&fight, "confirm_seconds"),
     );
     std::fs::write(dir.join("report.md"), &report)?;
     println!("\n{report}");
@@ -210,6 +263,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     );
     drop(app);
     drop(redis);
+    drop(db);
     Ok(())
 }
 

@@ -23,6 +23,17 @@ const MARIADB: Package = Package {
     packages: &["mariadb-server=1:10.11.*", "mariadb-client=1:10.11.*"],
 };
 
+/// Debian ships one Chromium per release and replaces it with each security
+/// update (old builds leave the archive), so it is not pinned to a build;
+/// the browser tests pin playwright-core instead (package-lock.json).
+const CHROMIUM: Package = Package {
+    binary: "chromium",
+    packages: &["chromium"],
+};
+
+/// The folder of the browser tests and their npm lockfile.
+const E2E_DIR: &str = "app/tests/e2e";
+
 fn is_root(sh: &Shell) -> bool {
     cmd!(sh, "id -u")
         .quiet()
@@ -31,28 +42,38 @@ fn is_root(sh: &Shell) -> bool {
         .unwrap_or(false)
 }
 
-fn install_command(pkg: &Package) -> String {
-    let list: Vec<String> = pkg.packages.iter().map(|p| format!("'{p}'")).collect();
+fn install_command(packages: &[&str]) -> String {
+    let list: Vec<String> = packages.iter().map(|p| format!("'{p}'")).collect();
     format!(
         "sudo apt-get update && sudo apt-get install -y {}",
         list.join(" ")
     )
 }
 
-fn ensure(sh: &Shell, pkg: &Package) -> Result {
-    if devstack::which(pkg.binary).is_some() {
+/// Installs whatever of `wanted` is missing, in one apt-get run.
+fn ensure(sh: &Shell, wanted: &[&Package]) -> Result {
+    let missing: Vec<&Package> = wanted
+        .iter()
+        .copied()
+        .filter(|p| devstack::which(p.binary).is_none())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
+    let packages: Vec<&str> = missing
+        .iter()
+        .flat_map(|p| p.packages.iter().copied())
+        .collect();
+    let binaries: Vec<&str> = missing.iter().map(|p| p.binary).collect();
     if !is_root(sh) || devstack::which("apt-get").is_none() {
         return Err(format!(
-            "`{}` is missing. Install it with:\n    {}",
-            pkg.binary,
-            install_command(pkg)
+            "missing: {}. Install them with:\n    {}",
+            binaries.join(", "),
+            install_command(&packages)
         )
         .into());
     }
-    eprintln!("xtask: installing {} (pinned)", pkg.packages.join(" "));
-    let packages = pkg.packages;
+    eprintln!("xtask: installing {}", packages.join(" "));
     cmd!(sh, "apt-get update -qq")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
@@ -62,21 +83,39 @@ fn ensure(sh: &Shell, pkg: &Package) -> Result {
     )
     .env("DEBIAN_FRONTEND", "noninteractive")
     .run()?;
-    if devstack::which(pkg.binary).is_none() {
+    if let Some(p) = missing.iter().find(|p| devstack::which(p.binary).is_none()) {
         return Err(format!(
             "installed {} but `{}` is still not on PATH",
-            packages.join(" "),
-            pkg.binary
+            p.packages.join(" "),
+            p.binary
         )
         .into());
     }
     Ok(())
 }
 
+/// playwright-core from the lockfile, unless it is already there.
+fn ensure_e2e_modules(sh: &Shell) -> Result {
+    let dir = sh.current_dir().join(E2E_DIR);
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Ok(());
+    }
+    if devstack::which("npm").is_none() {
+        return Err("`npm` is missing (Node.js 20+): install it with:\n    sudo apt-get install -y nodejs npm".into());
+    }
+    eprintln!("xtask: installing the browser-test packages (npm ci in {E2E_DIR})");
+    let _dir = sh.push_dir(&dir);
+    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
+    Ok(())
+}
+
 /// Every binary the dev stack and the tests start.
 pub fn ensure_all(sh: &Shell) -> Result {
-    ensure(sh, &REDIS)?;
-    ensure(sh, &MARIADB)
+    ensure(sh, &[&REDIS, &MARIADB, &CHROMIUM])?;
+    ensure_e2e_modules(sh)
 }
 
 #[cfg(test)]
@@ -85,7 +124,13 @@ mod tests {
 
     #[test]
     fn install_hints_match_devstack() {
-        assert_eq!(install_command(&REDIS), devstack::REDIS_INSTALL_HINT);
-        assert_eq!(install_command(&MARIADB), devstack::MARIADB_INSTALL_HINT);
+        assert_eq!(
+            install_command(REDIS.packages),
+            devstack::REDIS_INSTALL_HINT
+        );
+        assert_eq!(
+            install_command(MARIADB.packages),
+            devstack::MARIADB_INSTALL_HINT
+        );
     }
 }

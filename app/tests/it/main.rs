@@ -5,6 +5,7 @@
 mod api;
 mod booking;
 mod cluster;
+mod e2e;
 mod faults;
 mod rules;
 mod support;

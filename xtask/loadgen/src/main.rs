@@ -55,6 +55,18 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// `fans` admitted fans try to hold the seats of one event at once (each
+    /// one seat; ten fans per seat), then every hold is confirmed.
+    Contention {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        event: String,
+        #[arg(long, default_value_t = 1000)]
+        fans: usize,
+        #[arg(long)]
+        seats: usize,
+    },
     /// Fans: each holds one keep-alive connection, joins, then asks for its
     /// status once a second. Latency is measured from the scheduled send
     /// time, so a slow server cannot hide its queueing.
@@ -404,6 +416,145 @@ async fn fans_fleet(
     }))
 }
 
+/// One request on a fresh connection (for the contention run, where each
+/// fan is its own client).
+async fn once(
+    target: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> Result<(u16, Value), String> {
+    let mut sender = connect(target, None).await.map_err(|e| e.to_string())?;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench")
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+async fn contention(
+    target: SocketAddr,
+    event: String,
+    fans: usize,
+    seats: usize,
+) -> Result<Value, String> {
+    // Everyone admitted first: the contention measured is on the seats.
+    let limit = Arc::new(Semaphore::new(200));
+    let mut joins = Vec::new();
+    for i in 0..fans {
+        let (limit, event) = (limit.clone(), event.clone());
+        joins.push(tokio::spawn(async move {
+            let _p = limit.acquire().await.ok()?;
+            let body = format!("{{\"client_id\":\"contender-{i}\"}}");
+            let (status, v) = once(
+                target,
+                "POST",
+                &format!("/api/v1/events/{event}/queue"),
+                None,
+                Some(body),
+            )
+            .await
+            .ok()?;
+            (status == 200)
+                .then(|| v["token"].as_str().map(str::to_string))
+                .flatten()
+        }));
+    }
+    let mut tokens = Vec::new();
+    for j in joins {
+        if let Ok(Some(t)) = j.await {
+            tokens.push(t);
+        }
+    }
+    if tokens.len() != fans {
+        return Err(format!(
+            "only {} of {fans} fans were admitted",
+            tokens.len()
+        ));
+    }
+    let per_row = 10;
+    let started = Instant::now();
+    let mut holds = Vec::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let event = event.clone();
+        let spot = i * 37 % seats;
+        let seat = format!(
+            "main-{}-{}",
+            (b'A' + (spot / per_row) as u8) as char,
+            spot % per_row + 1
+        );
+        holds.push(tokio::spawn(async move {
+            let body = format!("{{\"seat_ids\":[\"{seat}\"]}}");
+            let r = once(
+                target,
+                "POST",
+                &format!("/api/v1/events/{event}/holds"),
+                Some(&token),
+                Some(body),
+            )
+            .await;
+            (token, r)
+        }));
+    }
+    let (mut held, mut refused, mut errors) = (Vec::new(), 0, 0);
+    for h in holds {
+        match h.await {
+            Ok((token, Ok((201, v)))) => {
+                held.push((token, v["hold_id"].as_str().unwrap_or_default().to_string()))
+            }
+            Ok((_, Ok((409, _)))) => refused += 1,
+            _ => errors += 1,
+        }
+    }
+    let hold_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut confirms = Vec::new();
+    for (token, hold) in held.clone() {
+        confirms.push(tokio::spawn(async move {
+            once(
+                target,
+                "POST",
+                &format!("/api/v1/holds/{hold}/confirm"),
+                Some(&token),
+                None,
+            )
+            .await
+        }));
+    }
+    let mut reserved = 0;
+    for c in confirms {
+        if let Ok(Ok((201, _))) = c.await {
+            reserved += 1;
+        }
+    }
+    let confirm_seconds = started.elapsed().as_secs_f64();
+    Ok(json!({
+        "fans": fans, "seats": seats, "held": held.len(), "refused": refused, "errors": errors,
+        "reserved": reserved, "hold_seconds": hold_seconds, "confirm_seconds": confirm_seconds,
+        "total_seconds": hold_seconds + confirm_seconds,
+    }))
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -422,6 +573,12 @@ async fn main() {
             connections,
             seconds,
         } => redis_peak(redis, event, key_prefix, connections, seconds).await,
+        Cmd::Contention {
+            target,
+            event,
+            fans,
+            seats,
+        } => contention(target, event, fans, seats).await,
         Cmd::Fans {
             target,
             event,
