@@ -432,13 +432,7 @@ impl Booking {
         pool: &sqlx::MySqlPool,
         event: &EventId,
     ) -> Result<Value, BookingError> {
-        let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
-            .bind(event.as_str())
-            .fetch_optional(pool)
-            .await?;
-        if exists.is_none() {
-            return Err(BookingError::EventNotFound);
-        }
+        self.ensure_event(pool, event).await?;
         let rows = sqlx::query(
             "SELECT s.seat_id, s.section, s.row_label, s.number, s.price_tier, \
              CAST(CASE WHEN c.reservation_id IS NOT NULL THEN 2 \
@@ -466,6 +460,20 @@ impl Booking {
             }));
         }
         Ok(json!({ "seats": seats }))
+    }
+
+    /// `EventNotFound` unless the event exists.
+    pub(crate) async fn ensure_event(
+        &self,
+        pool: &sqlx::MySqlPool,
+        event: &EventId,
+    ) -> Result<(), BookingError> {
+        sqlx::query("SELECT 1 FROM events WHERE id = ?")
+            .bind(event.as_str())
+            .fetch_optional(pool)
+            .await?
+            .map(|_| ())
+            .ok_or(BookingError::EventNotFound)
     }
 
     /// Forgets the cached seat map of an event (after any claim changes).

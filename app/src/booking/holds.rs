@@ -193,13 +193,7 @@ impl Booking {
             .filter_map(|r| r.try_get(0).ok())
             .collect();
         if found.len() != ids.len() {
-            let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
-                .bind(event.as_str())
-                .fetch_optional(&self.db.writer)
-                .await?;
-            if exists.is_none() {
-                return Err(BookingError::EventNotFound);
-            }
+            self.ensure_event(&self.db.writer, event).await?;
             let missing: Vec<&String> = ids.iter().filter(|i| !found.contains(i)).collect();
             return Err(BookingError::Invalid(format!(
                 "no such seat in this event: {}",
@@ -231,13 +225,7 @@ impl Booking {
         .fetch_all(&self.db.writer)
         .await?;
         if rows.is_empty() {
-            let exists = sqlx::query("SELECT 1 FROM events WHERE id = ?")
-                .bind(event.as_str())
-                .fetch_optional(&self.db.writer)
-                .await?;
-            if exists.is_none() {
-                return Err(BookingError::EventNotFound);
-            }
+            self.ensure_event(&self.db.writer, event).await?;
         }
         let mut lines: BTreeMap<(i32, String), Vec<(i32, String)>> = BTreeMap::new();
         for r in &rows {

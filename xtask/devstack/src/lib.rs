@@ -78,6 +78,105 @@ pub fn free_cluster_port() -> u16 {
     }
 }
 
+/// A server process started by this crate: killed when dropped.
+#[derive(Default)]
+struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Starts `program args` and waits until `ready()` holds. When the
+    /// process exits first, the error quotes the tail of its `log`.
+    fn start(
+        &mut self,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> io::Result<()> {
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.child = Some(
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                return Err(io::Error::other(format!(
+                    "{name} exited ({status}): {}",
+                    tail.join(" | ")
+                )));
+            }
+            if ready() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::other(format!(
+            "{name} did not become ready within {timeout:?}"
+        )))
+    }
+
+    /// Kills at once (SIGKILL), as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    fn stop(&mut self, grace: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_port_free(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !port_free(port) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// TLS files for a server: its certificate and key, and the CA that signed it.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -99,7 +198,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     args: Vec<String>,
-    child: Option<Child>,
+    process: Process,
     tls: Option<TlsFiles>,
     cli: PathBuf,
     server: PathBuf,
@@ -176,7 +275,7 @@ impl RedisServer {
                 port,
                 dir: dir.to_path_buf(),
                 args,
-                child: None,
+                process: Process::default(),
                 tls: options.tls.clone(),
                 cli: cli.clone(),
                 server: server.clone(),
@@ -190,41 +289,21 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let child = Command::new(&self.server)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    let log =
-                        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
-                    return Err(io::Error::other(format!(
-                        "redis-server exited ({status}) on port {}: {}",
-                        self.port,
-                        tail.join(" | ")
-                    )));
-                }
-            }
-            if self
-                .cli(&["PING"])
-                .map(|o| o.contains("PONG"))
-                .unwrap_or(false)
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(io::Error::other(format!(
-            "redis-server on port {} did not answer PING",
-            self.port
-        )))
+        let mut process = std::mem::take(&mut self.process);
+        let log = self.dir.join("redis.log");
+        let result = process.start(
+            &self.server,
+            &self.args,
+            &log,
+            Duration::from_secs(10),
+            || {
+                self.cli(&["PING"])
+                    .map(|o| o.contains("PONG"))
+                    .unwrap_or(false)
+            },
+        );
+        self.process = process;
+        result.map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))
     }
 
     /// Runs `redis-cli` against this server and returns its output.
@@ -250,50 +329,24 @@ impl RedisServer {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.id()
     }
 
-    /// Kills the process at once (SIGKILL), as a crash would.
+    /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Asks the server to shut down cleanly and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop(Duration::from_secs(5));
     }
 
     /// Starts the server again on the same port with the same data.
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !port_free(self.port) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_port_free(self.port, Duration::from_secs(5));
         self.spawn()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -364,7 +417,7 @@ pub struct MariaDb {
     pub port: u16,
     dir: PathBuf,
     args: Vec<String>,
-    child: Option<Child>,
+    process: Process,
     server: PathBuf,
     client: PathBuf,
 }
@@ -434,7 +487,7 @@ impl MariaDb {
                 port,
                 dir: dir.to_path_buf(),
                 args,
-                child: None,
+                process: Process::default(),
                 server: server.clone(),
                 client: client.clone(),
             };
@@ -447,37 +500,17 @@ impl MariaDb {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let child = Command::new(&self.server)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    let log =
-                        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
-                    return Err(io::Error::other(format!(
-                        "mariadbd exited ({status}) on port {}: {}",
-                        self.port,
-                        tail.join(" | ")
-                    )));
-                }
-            }
-            if self.sql("SELECT 1").is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(io::Error::other(format!(
-            "mariadbd on port {} did not answer",
-            self.port
-        )))
+        let mut process = std::mem::take(&mut self.process);
+        let log = self.dir.join("error.log");
+        let result = process.start(
+            &self.server,
+            &self.args,
+            &log,
+            Duration::from_secs(30),
+            || self.sql("SELECT 1").is_ok(),
+        );
+        self.process = process;
+        result.map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))
     }
 
     /// Runs SQL as root; returns the rows, tab-separated, without headers.
@@ -520,45 +553,21 @@ impl MariaDb {
         Ok((url("migrator"), url("app"), url("reader")))
     }
 
+    /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
+    /// Asks the server to shut down cleanly and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop(Duration::from_secs(20));
     }
 
     /// Starts it again on the same port with the same data.
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !port_free(self.port) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_port_free(self.port, Duration::from_secs(10));
         self.spawn()
-    }
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
