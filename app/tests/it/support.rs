@@ -238,6 +238,20 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Waits until the process answers at all (it may not be ready).
+pub async fn wait_live(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{base} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

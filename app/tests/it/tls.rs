@@ -43,7 +43,7 @@ async fn rediss_standalone_works_with_the_ca_and_fails_cleanly_without_it() {
     // Without the CA the server is not trusted: not ready, 503s, no hang.
     let untrusting = AppProcess::start(&redis, &keys, "no-ca", AppOptions::default());
     let http = client();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_live(&http, &untrusting.base).await;
     let started = Instant::now();
     let r = http
         .get(format!("{}/health/ready", untrusting.base))
