@@ -10,7 +10,7 @@ use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL};
 use crate::clock::{format_ms, parse_rfc3339_ms};
 use crate::queue::config::QueueConfig;
 use crate::queue::scripts::{event_cache_key, events_cache_key, seats_cache_key};
-use crate::queue::EventId;
+use crate::queue::{EventId, QueueError};
 
 pub const MAX_SEATS: usize = 100_000;
 const INSERT_BATCH: usize = 1_000;
@@ -264,19 +264,41 @@ impl Booking {
                     .push_bind(s.number)
                     .push_bind(&s.price_tier);
             });
-            q.build().execute(&mut *tx).await?;
+            match q
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(BookingError::from)
+            {
+                Err(err) if err.is_duplicate() => {
+                    return Err(BookingError::Invalid("a seat is listed twice".into()))
+                }
+                other => other?,
+            };
         }
         tx.commit().await?;
-        if self.queue().config(&e.id).await?.is_none() {
-            let config = QueueConfig {
-                opens_at: Some(e.sale_opens_at_ms),
-                ..QueueConfig::default()
-            };
-            self.queue().configure(&e.id, &config).await?;
+        // The event is committed: a Redis failure here must not turn into an
+        // error that makes the admin retry into `event_exists`.
+        let event_id = e.id.clone();
+        if let Err(err) = self.create_queue(&event_id, e.sale_opens_at_ms).await {
+            tracing::error!(event = %event_id, error = %err, "event created but its queue could not be: PUT its queue configuration to create it");
         }
         self.cache_forget(&self.event_keys(&e.id)).await;
         tracing::info!(event = %e.id, seats = e.seats.len(), "event created");
         self.event_from(&self.db.writer, &e.id).await
+    }
+
+    /// The event's queue with default settings opening at the sale, unless
+    /// a queue already exists.
+    async fn create_queue(&self, event: &EventId, opens_at_ms: i64) -> Result<(), QueueError> {
+        if self.queue().config(event).await?.is_none() {
+            let config = QueueConfig {
+                opens_at: Some(opens_at_ms),
+                ..QueueConfig::default()
+            };
+            self.queue().configure(event, &config).await?;
+        }
+        Ok(())
     }
 
     pub async fn patch_event(&self, event: &EventId, p: PatchEvent) -> Result<Value, BookingError> {
@@ -320,9 +342,13 @@ impl Booking {
             return Err(BookingError::EventNotFound);
         }
         if let Some(opens) = opens {
-            if let Some(mut config) = self.queue().config(event).await? {
-                config.opens_at = Some(opens);
-                self.queue().configure(event, &config).await?;
+            // Only the opening moves: the rest of the queue's settings (and
+            // an automatic sold-out) stay as they are.
+            match self.queue().set_opens_at(event, Some(opens)).await {
+                Ok(()) | Err(QueueError::EventNotFound) => {}
+                Err(e) => {
+                    tracing::warn!(event = %event, error = %e, "the queue's opening could not be moved; PUT its configuration")
+                }
             }
         }
         self.cache_forget(&self.event_keys(event)).await;
@@ -353,7 +379,9 @@ impl Booking {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.queue().remove(event).await?;
+        if let Err(e) = self.queue().remove(event).await {
+            tracing::error!(event = %event, error = %e, "event deleted but its queue could not be removed");
+        }
         self.cache_forget(&self.event_keys(event)).await;
         tracing::info!(event = %event, "event deleted");
         Ok(())

@@ -430,6 +430,9 @@ impl Booking {
             }
         }
         if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
+            if existing.cancelled_at_ms.is_some() {
+                return Err(BookingError::ReservationCancelled);
+            }
             return Ok((existing, false));
         }
         session_alive.await?;
@@ -540,6 +543,24 @@ impl Booking {
             .bind(hold_id)
             .execute(&mut *tx)
             .await?;
+        // Booking ends the fan's session, so the fan's other holds could
+        // never be confirmed: their seats go back now, not when they expire.
+        sqlx::query(
+            "DELETE FROM seat_claims WHERE event_id = ? AND ticket = ? AND hold_id IS NOT NULL AND hold_id <> ?",
+        )
+        .bind(event)
+        .bind(ticket)
+        .bind(hold_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE holds SET status = 'released' WHERE event_id = ? AND ticket = ? AND status = 'active' AND id <> ?",
+        )
+        .bind(event)
+        .bind(ticket)
+        .bind(hold_id)
+        .execute(&mut *tx)
+        .await?;
         // Read inside the transaction: once it commits, the answer is ready
         // without another round trip that could fail.
         let created: OffsetDateTime =
@@ -666,31 +687,37 @@ impl Booking {
     /// Switches the queue to `sold_out` when every seat is reserved, and
     /// back when a cancellation frees one (only if it was switched here).
     pub(crate) async fn update_sold_out(&self, event: &EventId) {
-        let counts = sqlx::query(
+        if let Err(e) = self.try_update_sold_out(event).await {
+            tracing::warn!(event = %event, error = %e, "could not update the queue's sold-out mode");
+        }
+    }
+
+    /// Counts and switches under a lock on the event's row, so that a
+    /// confirm and a cancellation at the same moment cannot apply their
+    /// decisions in the wrong order: the last to run sees both.
+    async fn try_update_sold_out(&self, event: &EventId) -> Result<(), BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        let locked = sqlx::query("SELECT id FROM events WHERE id = ? FOR UPDATE")
+            .bind(event.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            return Ok(());
+        }
+        let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM seats WHERE event_id = ?) AS total, \
              (SELECT COUNT(*) FROM seat_claims WHERE event_id = ? AND reservation_id IS NOT NULL) AS sold",
         )
         .bind(event.as_str())
         .bind(event.as_str())
-        .fetch_one(&self.db.writer)
-        .await;
-        let (total, sold): (i64, i64) =
-            match counts.and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?))) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(event = %event, error = %e, "could not count sold seats");
-                    return;
-                }
-            };
+        .fetch_one(&mut *tx)
+        .await?;
+        let (total, sold): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let sold_out = total > 0 && sold >= total;
-        match self.queue().auto_sold_out(event, sold_out).await {
-            Ok(true) => {
-                tracing::info!(event = %event, sold_out, "queue switched by seat availability")
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(event = %event, error = %e, "could not switch the queue's sold-out mode")
-            }
+        if self.queue().auto_sold_out(event, sold_out).await? {
+            tracing::info!(event = %event, sold_out, "queue switched by seat availability");
         }
+        tx.commit().await?;
+        Ok(())
     }
 }

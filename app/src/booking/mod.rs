@@ -39,6 +39,8 @@ pub enum BookingError {
     HoldExpired,
     #[error("the hold is already confirmed")]
     HoldConfirmed,
+    #[error("this hold's reservation was cancelled")]
+    ReservationCancelled,
     #[error("this Idempotency-Key was used for another hold")]
     IdempotencyKeyReused,
     #[error("{0}")]

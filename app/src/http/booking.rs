@@ -26,7 +26,8 @@ impl From<BookingError> for AppError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "booking_disabled",
                 message: "this service runs the waiting room only; booking is not enabled".into(),
-                retry_after: None,
+                // Not a passing outage: retrying soon will not help.
+                retry_after: Some(3600),
             },
             BookingError::Database(_) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -57,6 +58,9 @@ impl From<BookingError> for AppError {
             }
             BookingError::HoldConfirmed => {
                 AppError::conflict("hold_confirmed", "the hold is already confirmed")
+            }
+            BookingError::ReservationCancelled => {
+                AppError::gone("this hold's reservation was cancelled; its seats are free again")
             }
             BookingError::IdempotencyKeyReused => AppError::validation_failed(
                 "this Idempotency-Key was already used for another hold",
@@ -143,16 +147,33 @@ async fn require_admitted(
     }
 }
 
-fn id_param(raw: &str, what: &str) -> Result<String, AppError> {
-    crate::queue::Ticket::parse(raw)
-        .map(|t| t.as_str().to_string())
-        .ok_or_else(|| {
-            AppError::invalid_request(format!(
-                "{what} must be the 22-character id the API returned"
-            ))
-        })
-}
+/// The `{hold_id}` or `{reservation_id}` of a path: a 22-character id, or
+/// a 400 in the API's error shape.
+pub struct IdPath(pub String);
 
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AppError::invalid_request(format!("bad path: {e}")))?;
+        let (name, raw) = params
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::invalid_request("this route needs an id"))?;
+        crate::queue::Ticket::parse(&raw)
+            .map(|t| IdPath(t.as_str().to_string()))
+            .ok_or_else(|| {
+                AppError::invalid_request(format!(
+                    "{name} must be the 22-character id the API returned"
+                ))
+            })
+    }
+}
 /// `POST /api/v1/admin/events`
 pub async fn create_event(
     _: Admin,
@@ -225,10 +246,9 @@ pub async fn create_hold(
 pub async fn confirm_hold(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(hold_id): Path<String>,
+    IdPath(hold_id): IdPath,
 ) -> Result<Response, AppError> {
     let booking = booking(&state)?;
-    let hold_id = id_param(&hold_id, "hold_id")?;
     let claims = admission(&state, &headers)?;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -267,10 +287,9 @@ pub async fn confirm_hold(
 pub async fn release_hold(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(hold_id): Path<String>,
+    IdPath(hold_id): IdPath,
 ) -> Result<StatusCode, AppError> {
     let booking = booking(&state)?;
-    let hold_id = id_param(&hold_id, "hold_id")?;
     let caller = caller(&state, &headers)?;
     booking.release_hold(&hold_id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -280,10 +299,9 @@ pub async fn release_hold(
 pub async fn get_reservation(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, AppError> {
     let booking = booking(&state)?;
-    let id = id_param(&id, "reservation_id")?;
     let caller = caller(&state, &headers)?;
     Ok(Json(booking.reservation(&id, &caller).await?.to_json()))
 }
@@ -292,10 +310,9 @@ pub async fn get_reservation(
 pub async fn cancel_reservation(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, AppError> {
     let booking = booking(&state)?;
-    let id = id_param(&id, "reservation_id")?;
     let caller = caller(&state, &headers)?;
     booking.cancel_reservation(&id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)

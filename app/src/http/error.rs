@@ -78,7 +78,9 @@ impl AppError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("request bodies may be at most {MAX_BODY_BYTES} bytes"),
+            format!(
+                "the body is too large (at most {MAX_BODY_BYTES} bytes, 8 MiB for a new event)"
+            ),
         )
     }
 

@@ -25,6 +25,9 @@ use crate::queue::Queue;
 use crate::token::{AdmissionKeys, IdentityKeys};
 use error::{AppError, MAX_BODY_BYTES};
 
+/// The body limit of `POST /api/v1/admin/events` (every other body: 16 KiB).
+pub const EVENT_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -66,7 +69,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/events/{event_id}/queue",
             put(admin::put_queue).get(admin::get_queue),
         )
-        .route("/api/v1/admin/events", post(booking::create_event))
+        // An explicit seat list may be long: 100,000 seats is about 7 MiB.
+        .route(
+            "/api/v1/admin/events",
+            post(booking::create_event).layer(DefaultBodyLimit::max(EVENT_BODY_BYTES)),
+        )
         .route(
             "/api/v1/admin/events/{event_id}",
             axum::routing::patch(booking::patch_event).delete(booking::delete_event),

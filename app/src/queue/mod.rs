@@ -531,6 +531,24 @@ impl Queue {
         Ok(items.get(1).and_then(reply::int) == Some(1))
     }
 
+    /// Moves an existing queue's opening (the event's sale moved).
+    pub async fn set_opens_at(
+        &self,
+        event: &EventId,
+        opens_at_ms: Option<i64>,
+    ) -> Result<(), QueueError> {
+        let arg = opens_at_ms.map(|v| v.to_string()).unwrap_or_default();
+        let v = self
+            .store
+            .eval(&self.scripts.set_opens_at, self.keys(event).all(), &[arg])
+            .await?;
+        let items = reply::array("set_opens_at", v)?;
+        match err_code("set_opens_at", &items) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Every event with a queue.
     pub async fn events(&self) -> Result<Vec<EventId>, QueueError> {
         let mut cmd = redis::cmd("SMEMBERS");

@@ -207,7 +207,8 @@ end
 -- that ended more than a second ago (a bucket counts until 1 s after its
 -- end, so no window of one second ever holds more than admit_per_second).
 local function window_used(now)
-  local used = tonumber(redis.call('HGET', K_META, 'window_used')) or 0
+  local stored = tonumber(redis.call('HGET', K_META, 'window_used')) or 0
+  local used = stored
   while true do
     local head = redis.call('LINDEX', K_WINDOW, 0)
     if not head then used = 0 break end
@@ -217,6 +218,9 @@ local function window_used(now)
     used = used - n
   end
   if used < 0 then used = 0 end
+  -- Saved at once: a run that pops buckets but admits nobody must not
+  -- leave the count too high for the next one.
+  if used ~= stored then redis.call('HSET', K_META, 'window_used', used) end
   return used
 end
 
@@ -280,6 +284,14 @@ local function wait_estimate(c, now, position)
   return math.ceil(position / rate)
 end
 
+-- Whether a queued ticket joined after the pre-queue (its sequence is
+-- above every pre-queue sequence), while the pre-queue is being drawn.
+local function later_than_draw(ticket)
+  local last = redis.call('ZRANGE', K_PRE, -1, -1, 'WITHSCORES')
+  if not last[2] then return false end
+  return tonumber(redis.call('ZSCORE', K_QUEUE, ticket)) > tonumber(last[2])
+end
+
 -- A status reply: {state, ticket, position, wait, opens_at, admitted_ms, hard_end_ms, message}
 local function reply(state, ticket, position, wait, opens_at, admitted, hard, message)
   return { state, ticket, position or 0, wait or -1, opens_at or 0, admitted or 0, hard or 0, message or '' }
@@ -298,6 +310,11 @@ local function ticket_status(c, now, ticket, r, touch_queue, touch_session, froz
     end
     if touch_queue then redis.call('ZADD', K_SEEN, now, ticket) end
     local rank = redis.call('ZRANK', K_QUEUE, ticket)
+    if rank and frozen and later_than_draw(ticket) then
+      -- Joined after the opening while the pre-queue is still being
+      -- placed ahead: no exact position until the draw is done.
+      rank = nil
+    end
     if c.mode == 'sold_out' then
       return reply('sold_out', ticket, rank and rank + 1 or 0, -1, 0, 0, 0, c.message)
     end
@@ -408,8 +425,14 @@ end
 write_record(ticket, r)
 redis.call('ZADD', K_QUEUE, seq, ticket)
 redis.call('ZADD', K_SEEN, now, ticket)
-local position = redis.call('ZRANK', K_QUEUE, ticket) + 1
-local s = reply('queued', ticket, position, wait_estimate(c, now, position), 0, 0, 0, c.message)
+local s
+if frozen then
+  -- Behind the pre-queue, which is still being placed: no position yet.
+  s = reply('queued', ticket, 0, -1, c.opens_at or now, 0, 0, c.message)
+else
+  local position = redis.call('ZRANK', K_QUEUE, ticket) + 1
+  s = reply('queued', ticket, position, wait_estimate(c, now, position), 0, 0, 0, c.message)
+end
 table.insert(s, 1, 'new')
 return s
 "#;
@@ -669,6 +692,18 @@ end
 return {'ok', 0}
 "#;
 
+/// Moves the opening of an existing queue, leaving the rest of its
+/// configuration (and an automatic sold-out) as it is.
+///
+/// KEYS: the event's keys (only `meta`).
+/// ARGV: opens_at in Unix ms, or empty for none.
+/// Returns: `{'err', 'event_not_found'}` or `{'ok'}`.
+const SET_OPENS_AT: &str = r#"
+if not redis.call('HGET', K_META, 'mode') then return {'err', 'event_not_found'} end
+redis.call('HSET', K_META, 'opens_at', ARGV[1])
+return {'ok'}
+"#;
+
 /// All scripts, with their sources assembled once.
 pub struct Scripts {
     pub configure: Script,
@@ -682,6 +717,7 @@ pub struct Scripts {
     pub draw_place: Script,
     pub remove: Script,
     pub auto_sold_out: Script,
+    pub set_opens_at: Script,
 }
 
 impl Scripts {
@@ -699,10 +735,11 @@ impl Scripts {
             draw_place: s("draw_place", DRAW_PLACE),
             remove: s("remove", REMOVE),
             auto_sold_out: s("auto_sold_out", AUTO_SOLD_OUT),
+            set_opens_at: s("set_opens_at", SET_OPENS_AT),
         }
     }
 
-    pub fn all(&self) -> [&Script; 11] {
+    pub fn all(&self) -> [&Script; 12] {
         [
             &self.configure,
             &self.join,
@@ -715,6 +752,7 @@ impl Scripts {
             &self.draw_place,
             &self.remove,
             &self.auto_sold_out,
+            &self.set_opens_at,
         ]
     }
 }

@@ -98,6 +98,37 @@ async fn events_are_created_listed_updated_and_deleted_with_their_queue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_seat_lists_keep_exact_ids_and_may_be_long() {
+    let s = BookingStack::start().await;
+    let api = s.api();
+    let mut seats = vec![
+        json!({"section": "A", "row": "1", "number": 1, "price_tier": "vip"}),
+        json!({"section": "a", "row": "1", "number": 1, "price_tier": "cheap"}),
+    ];
+    for n in 1..=1500 {
+        seats.push(json!({"section": "stalls", "row": format!("R{}", n / 50), "number": n % 50 + 1, "price_tier": "standard"}));
+    }
+    let r = api
+        .send(api.http.post(format!("{}/api/v1/admin/events", api.base())).bearer_auth(ADMIN).json(&json!({
+            "id": "gala", "name": "Gala", "venue": "Opera", "starts_at": "2030-01-01T20:00:00Z",
+            "sale_opens_at": "2020-01-01T00:00:00Z", "seats": seats
+        })))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["seat_count"], 1502);
+    let status = api.seat_status("gala").await;
+    assert!(
+        status.contains_key("A-1-1") && status.contains_key("a-1-1"),
+        "ids are exact, case included"
+    );
+    let (_, token) = api.admitted("gala", "fan").await;
+    let both = api
+        .hold("gala", &token, json!({"seat_ids": ["A-1-1", "a-1-1"]}))
+        .await;
+    assert_eq!(both.status, StatusCode::CREATED, "{}", both.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_catalog_and_booking_input_gets_exact_codes() {
     let s = BookingStack::start().await;
     let api = s.api();
@@ -245,6 +276,13 @@ async fn bad_catalog_and_booking_input_gets_exact_codes() {
             "invalid_request",
         ),
         (
+            "confirm of an id that is not UTF-8",
+            h.post(format!("{base}/api/v1/holds/%FF%FE/confirm"))
+                .bearer_auth(&token),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
             "confirm of a bad id",
             h.post(format!("{base}/api/v1/holds/nope/confirm"))
                 .bearer_auth(&token),
@@ -299,6 +337,10 @@ async fn an_admitted_fan_holds_confirms_once_and_frees_the_place() {
     assert_eq!(seats["main-A-1"], "available");
     let hold_id = hold.body["hold_id"].as_str().unwrap();
 
+    let spare = api
+        .hold("ev", &token, json!({"seat_ids": ["main-B-5"]}))
+        .await;
+    assert_eq!(spare.status, StatusCode::CREATED);
     let first = api.confirm(hold_id, &token, Some("pay-1")).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     assert_eq!(first.body["event_id"], "ev");
@@ -315,6 +357,10 @@ async fn an_admitted_fan_holds_confirms_once_and_frees_the_place() {
     assert_eq!(api.status("ev", &ticket).await.body["state"], "left");
     let seats = api.seat_status("ev").await;
     assert_eq!(seats["main-A-2"], "reserved");
+    assert_eq!(
+        seats["main-B-5"], "available",
+        "the fan's other hold went back with the booking"
+    );
 
     let id = first.body["reservation_id"].as_str().unwrap();
     let got = api
@@ -535,6 +581,17 @@ async fn the_last_seat_reserved_sells_the_queue_out_and_a_cancellation_reopens_i
         Some(json!({"type": "sold_out"}))
     );
     assert_eq!(api.join("ev", "newcomer").await.code(), "sold_out");
+    // Moving the sale's opening does not make the automatic sold-out stick.
+    let moved = api
+        .send(
+            api.http
+                .patch(format!("{}/api/v1/admin/events/ev", api.base()))
+                .bearer_auth(ADMIN)
+                .json(&json!({"sale_opens_at": "2021-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_eq!(api.stats("ev").await["mode"], "sold_out");
 
     let id = booked.body["reservation_id"].as_str().unwrap();
     let r = api
@@ -546,6 +603,11 @@ async fn the_last_seat_reserved_sells_the_queue_out_and_a_cancellation_reopens_i
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(api.stats("ev").await["mode"], "fifo", "reopened");
+    // The cancelled reservation's hold cannot be confirmed again.
+    let again = api
+        .confirm(hold.body["hold_id"].as_str().unwrap(), &token, None)
+        .await;
+    assert_eq!(again.status, StatusCode::GONE);
     // The waiting fan was kept and is admitted now that a place is free.
     ws_until(&mut ws, "admitted", Duration::from_secs(3))
         .await
@@ -725,6 +787,7 @@ async fn without_a_database_the_queue_runs_alone_and_booking_is_disabled() {
             .await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(r.code(), "booking_disabled", "{path}");
+        assert!(r.headers.contains_key("retry-after"), "{path}");
     }
     let ready = api
         .send(api.http.get(format!("{}/health/ready", api.base())))

@@ -269,6 +269,36 @@ async fn admissions_never_exceed_the_rate_in_any_window(stack: Stack) {
     assert!(max_in_window(times.clone(), 2000) <= 10);
 }
 
+async fn the_rate_holds_up_over_time(stack: Stack) {
+    let api = stack.api();
+    // Capacity 8 and sessions that end after a second: most runs of the
+    // loop find no room and admit nobody. Those runs must not eat into the
+    // tokens of the seconds that follow.
+    let config = json!({"capacity": 8, "admit_per_second": 10, "session_timeout_seconds": 1});
+    let mut paused = config.clone();
+    paused["mode"] = json!("paused");
+    api.configure("ev", paused).await;
+    let tickets = join_many(&api, "ev", 80).await;
+    api.configure("ev", config).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        for t in &tickets {
+            api.status("ev", t).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut times: Vec<u64> = ticket_records(&stack.redis, "", "ev")
+        .into_iter()
+        .filter_map(|(_, _, _, admitted)| admitted)
+        .collect();
+    times.sort_unstable();
+    assert!(max_in_window(times.clone(), 1000) <= 10);
+    // Sessions last about a second, so about 8 are admitted a second.
+    let last = times[times.len() - 1];
+    let recent = times.iter().filter(|t| **t + 4000 > last).count();
+    assert!(recent >= 24, "{recent} admitted in the last 4 s");
+}
+
 async fn identity_tokens_decide_who_holds_a_place(stack: Stack) {
     let api = stack.api();
     let keys = &stack.keys;
@@ -447,6 +477,7 @@ mod joins_per_source_are_limited_with_retry_after {
 }
 
 crate::on_standalone_and_cluster!(
+    the_rate_holds_up_over_time,
     paused_queues_everyone_and_resuming_admits_in_order,
     passthrough_admits_everyone_beyond_capacity_and_rate,
     closed_refuses_new_joins_but_still_admits_those_waiting,
