@@ -296,7 +296,7 @@ async fn the_rate_holds_up_over_time(stack: Stack) {
     // Sessions last about a second, so about 8 are admitted a second.
     let last = times[times.len() - 1];
     let recent = times.iter().filter(|t| **t + 4000 > last).count();
-    assert!(recent >= 24, "{recent} admitted in the last 4 s");
+    assert!(recent >= 20, "{recent} admitted in the last 4 s");
 }
 
 async fn identity_tokens_decide_who_holds_a_place(stack: Stack) {
