@@ -119,15 +119,33 @@ impl axum::extract::FromRequestParts<AppState> for Fan {
 }
 
 /// An admin (by ADMIN_TOKEN) or the fan of an admission token.
-fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
-    if require_admin(headers, &state.admin_tokens).is_ok() {
-        return Ok(Caller::Admin);
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if require_admin(&parts.headers, &state.admin_tokens).is_ok() {
+            return Ok(Caller::Admin);
+        }
+        let claims = admission(state, &parts.headers)?;
+        Ok(Caller::Fan {
+            event: claims.event_id,
+            ticket: claims.ticket,
+        })
     }
-    let claims = admission(state, headers)?;
-    Ok(Caller::Fan {
-        event: claims.event_id,
-        ticket: claims.ticket,
-    })
+}
+
+/// 403 when an admission token is used on another event's route.
+fn same_event(claims: &AdmissionClaims, event: &EventId) -> Result<(), AppError> {
+    if claims.event_id == event.as_str() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "this admission token is for another event",
+        ))
+    }
 }
 
 /// 403 unless the ticket's admission session is alive (and renews it).
@@ -206,21 +224,21 @@ pub async fn delete_event(
 }
 
 /// `GET /api/v1/events`
-pub async fn list_events(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    Ok(Json(booking(&state)?.events().await?))
+pub async fn list_events(Bookings(booking): Bookings) -> Result<Json<Value>, AppError> {
+    Ok(Json(booking.events().await?))
 }
 
 /// `GET /api/v1/events/{event_id}`
 pub async fn get_event(
-    State(state): State<AppState>,
+    Bookings(booking): Bookings,
     path: QueuePath,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(booking(&state)?.event(&path.event).await?))
+    Ok(Json(booking.event(&path.event).await?))
 }
 
 /// `GET /api/v1/events/{event_id}/seats`
-pub async fn seats(State(state): State<AppState>, path: QueuePath) -> Result<Response, AppError> {
-    let body = booking(&state)?.seats(&path.event).await?;
+pub async fn seats(Bookings(booking): Bookings, path: QueuePath) -> Result<Response, AppError> {
+    let body = booking.seats(&path.event).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -232,11 +250,7 @@ pub async fn create_hold(
     path: QueuePath,
     JsonBody(body): JsonBody<HoldRequest>,
 ) -> Result<Response, AppError> {
-    if claims.event_id != path.event.as_str() {
-        return Err(AppError::forbidden(
-            "this admission token is for another event",
-        ));
-    }
+    same_event(&claims, &path.event)?;
     require_admitted(&state, &path.event, &claims.ticket).await?;
     let hold = booking.hold(&path.event, &claims.ticket, body).await?;
     Ok((StatusCode::CREATED, Json(hold.to_json())).into_response())
@@ -245,11 +259,11 @@ pub async fn create_hold(
 /// `POST /api/v1/holds/{hold_id}/confirm`
 pub async fn confirm_hold(
     State(state): State<AppState>,
+    Bookings(booking): Bookings,
+    Fan(claims): Fan,
     headers: HeaderMap,
     IdPath(hold_id): IdPath,
 ) -> Result<Response, AppError> {
-    let booking = booking(&state)?;
-    let claims = admission(&state, &headers)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -285,35 +299,29 @@ pub async fn confirm_hold(
 
 /// `DELETE /api/v1/holds/{hold_id}`
 pub async fn release_hold(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Bookings(booking): Bookings,
+    caller: Caller,
     IdPath(hold_id): IdPath,
 ) -> Result<StatusCode, AppError> {
-    let booking = booking(&state)?;
-    let caller = caller(&state, &headers)?;
     booking.release_hold(&hold_id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/reservations/{reservation_id}`
 pub async fn get_reservation(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Bookings(booking): Bookings,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, AppError> {
-    let booking = booking(&state)?;
-    let caller = caller(&state, &headers)?;
     Ok(Json(booking.reservation(&id, &caller).await?.to_json()))
 }
 
 /// `DELETE /api/v1/reservations/{reservation_id}`
 pub async fn cancel_reservation(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Bookings(booking): Bookings,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, AppError> {
-    let booking = booking(&state)?;
-    let caller = caller(&state, &headers)?;
     booking.cancel_reservation(&id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -321,17 +329,11 @@ pub async fn cancel_reservation(
 /// `GET /api/v1/events/{event_id}/reservations`: the fan's own, until the
 /// token's `exp` (also after the session ended).
 pub async fn my_reservations(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Bookings(booking): Bookings,
+    Fan(claims): Fan,
     path: QueuePath,
 ) -> Result<Json<Value>, AppError> {
-    let booking = booking(&state)?;
-    let claims = admission(&state, &headers)?;
-    if claims.event_id != path.event.as_str() {
-        return Err(AppError::forbidden(
-            "this admission token is for another event",
-        ));
-    }
+    same_event(&claims, &path.event)?;
     let list = booking.reservations_of(&path.event, &claims.ticket).await?;
     let items: Vec<Value> = list.iter().map(|r| r.to_json()).collect();
     Ok(Json(json!({ "reservations": items })))
