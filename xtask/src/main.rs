@@ -9,6 +9,8 @@ mod flags;
 mod migrate;
 mod test;
 mod tools;
+#[allow(dead_code)] // used by the infrastructure checks
+mod venv;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
