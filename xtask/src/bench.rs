@@ -10,51 +10,20 @@
 //! (c) 1,000 admitted fans holding the 100 seats of one event at once
 //!     (MariaDB), then confirming: the contention time.
 //!
-//! The report is printed and written to target/bench/report.md.
+//! The load generator writes each result as a typed JSON file (the
+//! `report` crate) that this reads back. The report is printed and written
+//! to target/bench/report.md.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use devstack::{http_request, MariaDb, RedisOptions, RedisServer};
+use report::{Contention, Fans, HttpPeak, RedisPeak};
 use xshell::{cmd, Shell};
 
+use crate::dev::App;
 use crate::{flags, tools, Result};
-
-/// The first number after `"key":` at or after `from` in a JSON text.
-fn json_number(text: &str, key: &str) -> Option<f64> {
-    let needle = format!("\"{key}\":");
-    let at = text.find(&needle)? + needle.len();
-    let rest = &text[at..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || ".-eE+".contains(c)))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// The JSON object that follows `"key":`.
-fn json_object<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let needle = format!("\"{key}\":{{");
-    let at = text.find(&needle)? + needle.len() - 1;
-    let end = text[at..].find('}')?;
-    Some(&text[at..=at + end])
-}
-
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 fn start_app(
     root: &Path,
@@ -79,9 +48,10 @@ fn start_app(
         .arg(&key)
         .status()?;
     let addr: SocketAddr = format!("127.0.0.1:{}", devstack::free_port()).parse()?;
-    let log = std::fs::File::create(dir.join("app.log"))?;
-    let child = Command::new(&binary)
-        .env("LISTEN_ADDR", addr.to_string())
+    let log_path = dir.join("app.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut cmd = Command::new(&binary);
+    cmd.env("LISTEN_ADDR", addr.to_string())
         .env("REDIS_URL", redis.url())
         .env("ADMIN_TOKEN", admin)
         .env("TOKEN_KEYS", format!("bench:{}", key.display()))
@@ -89,21 +59,9 @@ fn start_app(
         .env("DATABASE_URL", app_url)
         .env("DATABASE_READ_URL", reader_url)
         .env("DATABASE_POOL_SIZE", "40")
-        .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(
-        http_request(addr, "GET", "/health/ready", &[], None),
-        Ok((200, _))
-    ) {
-        if Instant::now() > deadline {
-            return Err("the app did not become ready".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(App { child, addr })
+        .stderr(log);
+    App::start(&mut cmd, addr, &log_path)
 }
 
 fn configure(addr: SocketAddr, admin: &str, event: &str, body: &str) -> Result {
@@ -158,33 +116,36 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
 
     eprintln!("==> (a) raw Redis ceiling: the join script by EVALSHA over 50 connections");
     let url = redis.url();
-    let raw = cmd!(
+    let file = dir.join("redis-peak.json");
+    cmd!(
         sh,
-        "{loadgen} redis-peak --redis {url} --event raw --connections 50 --seconds {secs}"
+        "{loadgen} redis-peak --redis {url} --event raw --connections 50 --seconds {secs} --report {file}"
     )
-    .read()?;
-    eprintln!("{raw}");
+    .run()?;
+    let raw: RedisPeak = report::read(&file)?;
+    eprintln!("    {:.0} joins/s", raw.per_second);
     eprintln!("==> (a) peak HTTP joins over 256 keep-alive connections");
-    let peak = cmd!(
+    let file = dir.join("http-peak.json");
+    cmd!(
         sh,
-        "{loadgen} http-peak --target {target} --event peak --connections 256 --seconds {secs}"
+        "{loadgen} http-peak --target {target} --event peak --connections 256 --seconds {secs} --report {file}"
     )
-    .read()?;
-    eprintln!("{peak}");
-    let raw_rate = json_number(&raw, "per_second").unwrap_or(f64::NAN);
-    let http_rate = json_number(&peak, "per_second").unwrap_or(f64::NAN);
+    .run()?;
+    let peak: HttpPeak = report::read(&file)?;
+    eprintln!("    {:.0} joins/s, {} errors", peak.per_second, peak.errors);
+    let (raw_rate, http_rate) = (raw.per_second, peak.per_second);
 
     let fans = flags.fans.to_string();
     let processes = flags.fan_processes.to_string();
     eprintln!("==> (b) {fans} fans, one request a second each, over {processes} processes");
-    let lat = cmd!(
+    let file = dir.join("fans.json");
+    cmd!(
         sh,
-        "{loadgen} fans --target {target} --event fans --fans {fans} --processes {processes} --seconds 25 --warmup 5"
+        "{loadgen} fans --target {target} --event fans --fans {fans} --processes {processes} --seconds 25 --warmup 5 --report {file}"
     )
-    .read()?;
-    let join = json_object(&lat, "join").unwrap_or("{}");
-    let status = json_object(&lat, "status").unwrap_or("{}");
-    let g = |text: &str, key: &str| json_number(text, key).unwrap_or(f64::NAN);
+    .run()?;
+    let lat: Fans = report::read(&file)?;
+    let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);
 
     eprintln!("==> (c) 1,000 admitted fans on a 100-seat event, all at once");
     let auth = format!("Bearer {admin}");
@@ -205,12 +166,13 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         "contention",
         r#"{"capacity":1000,"admit_per_second":1000}"#,
     )?;
-    let fight = cmd!(
+    let file = dir.join("contention.json");
+    cmd!(
         sh,
-        "{loadgen} contention --target {target} --event contention --fans 1000 --seats 100"
+        "{loadgen} contention --target {target} --event contention --fans 1000 --seats 100 --report {file}"
     )
-    .read()?;
-    eprintln!("{fight}");
+    .run()?;
+    let fight: Contention = report::read(&file)?;
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -228,62 +190,41 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
          | raw Redis ceiling: join script by EVALSHA, 50 connections | {raw_rate:.0} joins/s | |\n\
          | peak HTTP joins, 256 keep-alive connections | {http_rate:.0} joins/s | |\n\
          | HTTP ÷ raw | {:.0}% | ≥ 40% |\n\
-         | fans connected / offered rate | {:.0} / {:.0} req/s | 10,000 / 10,000 |\n\
+         | fans connected / offered rate | {} / {:.0} req/s | 10,000 / 10,000 |\n\
          | status polls answered after warm-up | {:.0} req/s | |\n\
          | join latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
          | status latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
-         | errors (latency run) | {:.0} | 0 |\n\
-         | 1,000 fans on 100 seats: held / refused / reserved | {:.0} / {:.0} / {:.0} | 100 / 900 / 100 |\n\
+         | errors (latency run) | {} | 0 |\n\
+         | 1,000 fans on 100 seats: held / refused / reserved | {} / {} / {} | 100 / 900 / 100 |\n\
          | 1,000 holds at once, then 100 confirms | {:.2} s + {:.2} s | seed 004: 8.34 s |\n\n\
          Machine: {cores} × {cpu}; app, Redis, MariaDB and load generators on the same machine; release builds; Redis without persistence, MariaDB with durable commits.\n",
         100.0 * http_rate / raw_rate,
-        g(&lat, "connected"),
-        g(&lat, "offered_per_second"),
-        g(&lat, "answered_per_second"),
-        g(join, "p50_ms"),
-        g(join, "p99_ms"),
-        g(join, "max_ms"),
-        g(status, "p50_ms"),
-        g(status, "p99_ms"),
-        g(status, "max_ms"),
-        g(&lat, "errors"),
-        g(&fight, "held"),
-        g(&fight, "refused"),
-        g(&fight, "reserved"),
-        g(&fight, "hold_seconds"),
-        g(&fight, "confirm_seconds"),
+        lat.connected,
+        lat.offered_per_second,
+        lat.answered_per_second,
+        ms(lat.join.p50_ms),
+        ms(lat.join.p99_ms),
+        ms(lat.join.max_ms),
+        ms(lat.status.p50_ms),
+        ms(lat.status.p99_ms),
+        ms(lat.status.max_ms),
+        lat.errors,
+        fight.held,
+        fight.refused,
+        fight.reserved,
+        fight.hold_seconds,
+        fight.confirm_seconds,
     );
     std::fs::write(dir.join("report.md"), &report)?;
     println!("\n{report}");
     println!(
         "xtask bench: raw {raw_rate:.0}/s, http {http_rate:.0}/s ({:.0}%), status p99 {:.1} ms at {:.0} req/s; report in target/bench/report.md",
         100.0 * http_rate / raw_rate,
-        g(status, "p99_ms"),
-        g(&lat, "answered_per_second")
+        ms(lat.status.p99_ms),
+        lat.answered_per_second
     );
     drop(app);
     drop(redis);
     drop(db);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_numbers_out_of_loadgen_json() {
-        let text =
-            r#"{"join":{"count":3,"p50_ms":1.5},"status":{"p50_ms":2.25},"per_second":12345.6}"#;
-        assert_eq!(json_number(text, "per_second"), Some(12345.6));
-        assert_eq!(
-            json_number(json_object(text, "status").unwrap(), "p50_ms"),
-            Some(2.25)
-        );
-        assert_eq!(
-            json_number(json_object(text, "join").unwrap(), "p50_ms"),
-            Some(1.5)
-        );
-        assert_eq!(json_number(text, "missing"), None);
-    }
 }

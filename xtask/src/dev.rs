@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use devstack::{http_request, MariaDb, RedisCluster, RedisOptions, RedisServer};
+use devstack::{http_request, MariaDb, Process, RedisCluster, RedisOptions, RedisServer};
 use xshell::{cmd, Shell};
 
 use crate::{flags, tools, Result};
@@ -26,34 +26,30 @@ impl Redis {
     }
 }
 
-struct App {
-    child: Child,
-    addr: SocketAddr,
+/// The app process and where it listens; stopped when dropped.
+pub struct App {
+    pub process: Process,
+    pub addr: SocketAddr,
 }
 
 impl App {
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(12);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Starts the `admission` binary as `cmd` describes and waits until
+    /// `/health/ready` answers 200 (at most 30 s).
+    pub fn start(cmd: &mut Command, addr: SocketAddr, log: &Path) -> Result<App> {
+        let ready = || {
+            matches!(
+                http_request(addr, "GET", "/health/ready", &[], None),
+                Ok((200, _))
+            )
+        };
+        let process = Process::start(cmd, log, Duration::from_secs(30), ready)
+            .map_err(|e| format!("the app did not come up: {e}"))?;
+        Ok(App { process, addr })
     }
-}
 
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
+    /// SIGTERM, and its exit status if it stopped by itself within 12 s.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.stop(Duration::from_secs(12))
     }
 }
 
@@ -62,22 +58,6 @@ fn random_hex(bytes: usize) -> Result<String> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn wait_ready(addr: SocketAddr, app: &mut Child) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(status)) = app.try_wait() {
-            return Err(format!("the app exited during start-up ({status})").into());
-        }
-        if let Ok((200, _)) = http_request(addr, "GET", "/health/ready", &[], None) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the app did not become ready within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// MariaDB with the schema migrated; the app connects as `app` (writes) and
@@ -146,7 +126,8 @@ fn start_app(
     };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let (redis_var, redis_value) = redis.env();
-    let log = std::fs::File::create(dir.join("app.log"))?;
+    let log_path = dir.join("app.log");
+    let log = std::fs::File::create(&log_path)?;
     let mut cmd = Command::new(binary);
     cmd.env("LISTEN_ADDR", addr.to_string())
         .env(redis_var, redis_value)
@@ -159,19 +140,13 @@ fn start_app(
         .env("KEY_PREFIX", "dev:")
         .env("DATABASE_URL", &db.app_url)
         .env("DATABASE_READ_URL", &db.reader_url)
-        .env("REPLICA_ID", "dev-1")
-        .stdin(Stdio::null());
+        .env("REPLICA_ID", "dev-1");
     if check {
         cmd.stdout(log.try_clone()?).stderr(log);
     } else {
         cmd.env("LOG_FORMAT", "text");
     }
-    let mut child = cmd.spawn()?;
-    if let Err(e) = wait_ready(addr, &mut child) {
-        let _ = child.kill();
-        return Err(e);
-    }
-    Ok(App { child, addr })
+    App::start(&mut cmd, addr, &log_path)
 }
 
 fn create_demo_event(addr: SocketAddr, admin: &str) -> Result {
@@ -298,10 +273,12 @@ pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
 
     if flags.check {
         demo_booking(app.addr)?;
-        app.stop();
-        let code = app.child.wait()?;
-        if !code.success() {
-            return Err(format!("the app did not exit cleanly on SIGTERM: {code}").into());
+        match app.stop() {
+            Some(code) if code.success() => {}
+            Some(code) => {
+                return Err(format!("the app did not exit cleanly on SIGTERM: {code}").into())
+            }
+            None => return Err("the app did not stop within 12 s of SIGTERM".into()),
         }
         println!("xtask dev --check: redis, mariadb (migrated), app and demo event came up; a demo fan joined, held and booked; all stopped cleanly");
         return Ok(());
@@ -316,12 +293,12 @@ pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
         if rx.recv_timeout(Duration::from_millis(500)).is_ok() {
             break;
         }
-        if let Ok(Some(status)) = app.child.try_wait() {
+        if let Some(status) = app.process.try_wait() {
             return Err(format!("the app exited ({status}); see the log above").into());
         }
     }
     eprintln!("\nxtask dev: stopping the app, Redis and MariaDB");
-    app.stop();
+    let _ = app.stop();
     drop(redis);
     drop(db);
     eprintln!("xtask dev: stopped");

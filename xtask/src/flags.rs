@@ -1,162 +1,159 @@
-//! Command-line flags of `cargo xtask`, parsed by hand to keep xtask's
-//! dependencies few.
+//! The command line of `cargo xtask`: one clap struct per command, so that
+//! every command has a `--help` and the help cannot drift from what the
+//! code accepts.
 
-pub const USAGE: &str = "\
-cargo xtask <command>
+use std::num::NonZeroU64;
 
-Commands:
-  dev [--cluster] [--check]   Run the whole product locally: Redis (or a 3-master
-                              Redis Cluster with --cluster) on free ports under
-                              target/dev, throwaway keys, a demo event, the app.
-                              Ctrl-C stops everything. --check starts it all, makes
-                              a demo join, and stops (used by `test`).
-  test [--quick]              Everything CI checks: cargo fmt --check, clippy
-                              -D warnings, every test, and the dev stack check.
-                              --quick skips the slow load-style tests.
-  bench [--seconds N] [--fans N] [--fan-processes N]
-                              Figures, not pass/fail: peak HTTP joins/s vs the raw
-                              Redis join script, and latency with 10,000 open
-                              connections at 10,000 req/s (release builds).
-  migrate [--database-url URL]
-                              Apply the database migrations (`admission migrate`) to
-                              URL, else $DATABASE_URL, else the `cargo xtask dev`
-                              database (as its migration user).
-  deps                        Install the service binaries the tests need
-                              (redis-server), pinned, when this machine can.
-  help                        This text.";
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-#[derive(Debug, PartialEq, Eq)]
+/// The one entry point for people and pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     Dev(Dev),
     Test(Test),
     Bench(Bench),
     Migrate(Migrate),
-    Deps,
-    Help,
+    Deps(Deps),
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+/// Run the whole product locally: Redis (or a 3-master Redis Cluster),
+/// MariaDB (migrated), throwaway keys, a demo event and the app, on free
+/// ports under target/dev. Ctrl-C stops everything.
+#[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Dev {
+    /// Run Redis as a 3-master Redis Cluster instead of one server.
+    #[arg(long)]
     pub cluster: bool,
+    /// Start everything, book a seat as a demo fan, stop (used by `test`).
+    #[arg(long)]
     pub check: bool,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+/// Everything CI checks: cargo fmt --check, clippy -D warnings, every test
+/// and the dev stack check; ends with one summary line.
+#[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Test {
+    /// Skip the slow load-style tests.
+    #[arg(long)]
     pub quick: bool,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Migrate {
-    pub database_url: Option<String>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
+/// Figures, not pass/fail: peak HTTP joins/s against the raw Redis join
+/// script, latency with many open connections, and 1,000 fans on 100
+/// seats (release builds).
+#[derive(Debug, Args, PartialEq, Eq)]
 pub struct Bench {
-    /// Duration of each peak measurement.
-    pub seconds: u64,
+    /// Seconds of each peak measurement.
+    #[arg(long, default_value = "10")]
+    pub seconds: NonZeroU64,
     /// Open connections in the latency run (one request a second each).
-    pub fans: u64,
-    /// Load-generator processes for the latency run.
-    pub fan_processes: u64,
+    #[arg(long, default_value = "10000")]
+    pub fans: NonZeroU64,
+    /// Load-generator processes the latency run is spread over.
+    #[arg(long, default_value = "4")]
+    pub fan_processes: NonZeroU64,
 }
 
 impl Default for Bench {
     fn default() -> Self {
-        Bench {
-            seconds: 10,
-            fans: 10_000,
-            fan_processes: 4,
-        }
+        Bench::parse_from_defaults()
     }
 }
 
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Ok(Command::Help);
-    };
-    let flags: Vec<&str> = rest.iter().map(String::as_str).collect();
-    let unknown = |f: &str| Err(format!("unknown flag `{f}` for `{cmd}`"));
-    match cmd.as_str() {
-        "dev" => {
-            let mut d = Dev::default();
-            for f in flags {
-                match f {
-                    "--cluster" => d.cluster = true,
-                    "--check" => d.check = true,
-                    other => return unknown(other),
-                }
-            }
-            Ok(Command::Dev(d))
+impl Bench {
+    fn parse_from_defaults() -> Bench {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            bench: Bench,
         }
-        "test" => {
-            let mut t = Test::default();
-            for f in flags {
-                match f {
-                    "--quick" => t.quick = true,
-                    other => return unknown(other),
-                }
-            }
-            Ok(Command::Test(t))
-        }
-        "bench" => {
-            let mut b = Bench::default();
-            let mut it = flags.into_iter();
-            while let Some(f) = it.next() {
-                let mut value = || -> Result<u64, String> {
-                    it.next()
-                        .and_then(|v| v.parse().ok())
-                        .filter(|v| *v > 0)
-                        .ok_or_else(|| format!("`{f}` needs a positive number"))
-                };
-                match f {
-                    "--seconds" => b.seconds = value()?,
-                    "--fans" => b.fans = value()?,
-                    "--fan-processes" => b.fan_processes = value()?,
-                    other => return unknown(other),
-                }
-            }
-            Ok(Command::Bench(b))
-        }
-        "migrate" => match flags.as_slice() {
-            [] => Ok(Command::Migrate(Migrate::default())),
-            ["--database-url", url] => Ok(Command::Migrate(Migrate {
-                database_url: Some(url.to_string()),
-            })),
-            [other, ..] => unknown(other),
-        },
-        "deps" if flags.is_empty() => Ok(Command::Deps),
-        "help" | "--help" | "-h" => Ok(Command::Help),
-        other => Err(format!("unknown command `{other}`")),
+        Only::parse_from(["bench"]).bench
     }
+}
+
+/// Apply the database migrations (`admission migrate`) to --database-url,
+/// else $DATABASE_URL, else the `cargo xtask dev` database (as its
+/// migration user).
+#[derive(Debug, Default, Args, PartialEq, Eq)]
+pub struct Migrate {
+    /// mysql://user:password@host:3306/database, as a user allowed to change
+    /// the schema.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// Install what the dev stack and the tests need, pinned, when this
+/// machine can (Debian as root); otherwise print the exact command.
+#[derive(Debug, Default, Args, PartialEq, Eq)]
+pub struct Deps {}
+
+/// Parses the process arguments; the `deps` help lists the very packages
+/// `deps` installs.
+pub fn parse() -> Cli {
+    let command = Cli::command().mut_subcommand("deps", |c| {
+        c.long_about(format!(
+            "Install what the dev stack and the tests need, pinned, when this machine can \
+             (Debian as root); otherwise print the exact command. It installs:\n{}",
+            crate::tools::describe()
+        ))
+    });
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn p(args: &[&str]) -> Result<Command, String> {
-        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    fn p(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        let cli = Cli::command();
+        let names: Vec<String> = cli
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert!(names.len() >= 5, "{names:?}");
+        for name in names {
+            let err = p(&[&name, "--help"]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::DisplayHelp, "{name} --help");
+        }
+        assert_eq!(p(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
     }
 
     #[test]
     fn parses_commands_and_flags() {
-        assert_eq!(p(&[]), Ok(Command::Help));
-        assert_eq!(
-            p(&["dev", "--cluster"]),
-            Ok(Command::Dev(Dev {
+        assert!(p(&[]).unwrap().command.is_none());
+        assert!(matches!(
+            p(&["dev", "--cluster"]).unwrap().command,
+            Some(Command::Dev(Dev {
                 cluster: true,
                 check: false
             }))
-        );
-        assert_eq!(p(&["test"]), Ok(Command::Test(Test::default())));
-        assert_eq!(
-            p(&["bench", "--fans", "500"]),
-            Ok(Command::Bench(Bench {
-                fans: 500,
-                ..Bench::default()
-            }))
-        );
+        ));
+        match p(&["bench", "--fans", "500"]).unwrap().command {
+            Some(Command::Bench(b)) => {
+                assert_eq!(b.fans.get(), 500);
+                assert_eq!(b.seconds, Bench::default().seconds);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(p(&["bench", "--fans", "0"]).is_err());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());

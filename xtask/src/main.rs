@@ -1,7 +1,7 @@
 //! `cargo xtask <command>`: the one entry point for people and pipelines.
 //!
 //! Each command is a module with a `run`; they all share one
-//! `xshell::Shell` rooted at the workspace.
+//! `xshell::Shell` rooted at the workspace. `cargo xtask --help` lists them.
 
 mod bench;
 mod dev;
@@ -15,6 +15,7 @@ mod venv;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use xshell::Shell;
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -27,13 +28,10 @@ fn project_root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match flags::parse(&args) {
-        Ok(cmd) => cmd,
-        Err(msg) => {
-            eprintln!("{msg}\n\n{}", flags::USAGE);
-            return ExitCode::from(2);
-        }
+    let cli = flags::parse();
+    let Some(command) = cli.command else {
+        let _ = flags::Cli::command().print_help();
+        return ExitCode::SUCCESS;
     };
     let sh = match Shell::new() {
         Ok(sh) => sh,
@@ -43,16 +41,12 @@ fn main() -> ExitCode {
         }
     };
     sh.change_dir(project_root());
-    let result = match cmd {
-        flags::Command::Help => {
-            println!("{}", flags::USAGE);
-            Ok(())
-        }
+    let result = match command {
         flags::Command::Dev(f) => dev::run(&sh, &f),
         flags::Command::Test(f) => test::run(&sh, &f),
         flags::Command::Bench(f) => bench::run(&sh, &f),
         flags::Command::Migrate(f) => migrate::run(&sh, &f),
-        flags::Command::Deps => tools::ensure_all(&sh),
+        flags::Command::Deps(_) => tools::ensure_all(&sh),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -112,15 +112,43 @@ fn ensure_e2e_modules(sh: &Shell) -> Result {
     Ok(())
 }
 
-/// Every binary the dev stack and the tests start.
+/// Every Debian package the dev stack and the tests start.
+const SERVICES: [&Package; 3] = [&REDIS, &MARIADB, &CHROMIUM];
+
+/// Everything the dev stack and the tests need.
 pub fn ensure_all(sh: &Shell) -> Result {
-    ensure(sh, &[&REDIS, &MARIADB, &CHROMIUM])?;
+    ensure(sh, &SERVICES)?;
     ensure_e2e_modules(sh)
+}
+
+/// What [`ensure_all`] installs, one line each (the help of `deps`).
+pub fn describe() -> String {
+    let mut lines: Vec<String> = SERVICES
+        .iter()
+        .map(|p| format!("  - {} (Debian: {})", p.binary, p.packages.join(" ")))
+        .collect();
+    lines.push(format!(
+        "  - the browser tests' npm packages ({E2E_DIR}/package-lock.json)"
+    ));
+    lines.join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deps_help_names_every_package() {
+        let text = describe();
+        for p in SERVICES {
+            for package in p.packages {
+                assert!(
+                    text.contains(package),
+                    "{package} missing from `deps --help`"
+                );
+            }
+        }
+    }
 
     #[test]
     fn install_hints_match_devstack() {

@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,43 +78,34 @@ pub fn free_cluster_port() -> u16 {
     }
 }
 
-/// A server process started by this crate: killed when dropped.
+/// A child process (a server, or the app itself): killed when dropped, so
+/// nothing a test or `cargo xtask dev` starts outlives it.
 #[derive(Default)]
-struct Process {
+pub struct Process {
     child: Option<Child>,
 }
 
 impl Process {
-    /// Starts `program args` and waits until `ready()` holds. When the
-    /// process exits first, the error quotes the tail of its `log`.
-    fn start(
-        &mut self,
-        program: &Path,
-        args: &[String],
+    /// Spawns `cmd` (stdin closed) and waits at most `timeout` until
+    /// `ready()` holds. When the process exits first, the error quotes the
+    /// tail of `log`, where the caller pointed its output.
+    pub fn start(
+        cmd: &mut Command,
         log: &Path,
         timeout: Duration,
-        ready: impl Fn() -> bool,
-    ) -> io::Result<()> {
-        let name = program
+        mut ready: impl FnMut() -> bool,
+    ) -> io::Result<Process> {
+        let name = Path::new(cmd.get_program())
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.child = Some(
-            Command::new(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
+        let mut process = Process {
+            child: Some(cmd.stdin(Stdio::null()).spawn()?),
+        };
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                self.child = None;
+            if let Some(status) = process.try_wait() {
+                process.child = None;
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(3).collect();
                 return Err(io::Error::other(format!(
@@ -123,43 +114,53 @@ impl Process {
                 )));
             }
             if ready() {
-                return Ok(());
+                return Ok(process);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        process.kill();
         Err(io::Error::other(format!(
-            "{name} did not become ready within {timeout:?}"
+            "{name} did not become ready within {timeout:?} (see {})",
+            log.display()
         )))
     }
 
+    /// How it exited, if it has.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Kills at once (SIGKILL), as a crash would.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
-    fn stop(&mut self, grace: Duration) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`. Returns
+    /// its exit status when it stopped by itself in time.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
-    fn id(&self) -> Option<u32> {
+    pub fn id(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 }
@@ -289,21 +290,19 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let mut process = std::mem::take(&mut self.process);
+        let mut cmd = Command::new(&self.server);
+        cmd.args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let log = self.dir.join("redis.log");
-        let result = process.start(
-            &self.server,
-            &self.args,
-            &log,
-            Duration::from_secs(10),
-            || {
-                self.cli(&["PING"])
-                    .map(|o| o.contains("PONG"))
-                    .unwrap_or(false)
-            },
-        );
-        self.process = process;
-        result.map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))
+        let ready = || {
+            self.cli(&["PING"])
+                .map(|o| o.contains("PONG"))
+                .unwrap_or(false)
+        };
+        self.process = Process::start(&mut cmd, &log, Duration::from_secs(10), ready)
+            .map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))?;
+        Ok(())
     }
 
     /// Runs `redis-cli` against this server and returns its output.
@@ -339,7 +338,7 @@ impl RedisServer {
 
     /// Asks the server to shut down cleanly and waits for it.
     pub fn stop(&mut self) {
-        self.process.stop(Duration::from_secs(5));
+        let _ = self.process.stop(Duration::from_secs(5));
     }
 
     /// Starts the server again on the same port with the same data.
@@ -500,17 +499,15 @@ impl MariaDb {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let mut process = std::mem::take(&mut self.process);
+        let mut cmd = Command::new(&self.server);
+        cmd.args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let log = self.dir.join("error.log");
-        let result = process.start(
-            &self.server,
-            &self.args,
-            &log,
-            Duration::from_secs(30),
-            || self.sql("SELECT 1").is_ok(),
-        );
-        self.process = process;
-        result.map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))
+        let ready = || self.sql("SELECT 1").is_ok();
+        self.process = Process::start(&mut cmd, &log, Duration::from_secs(30), ready)
+            .map_err(|e| io::Error::other(format!("port {}: {e}", self.port)))?;
+        Ok(())
     }
 
     /// Runs SQL as root; returns the rows, tab-separated, without headers.
@@ -560,7 +557,7 @@ impl MariaDb {
 
     /// Asks the server to shut down cleanly and waits for it.
     pub fn stop(&mut self) {
-        self.process.stop(Duration::from_secs(20));
+        let _ = self.process.stop(Duration::from_secs(20));
     }
 
     /// Starts it again on the same port with the same data.

@@ -2,9 +2,12 @@
 //! connections, the raw Redis ceiling of the join script, and latency under
 //! many open connections at a fixed offered rate (spread over several
 //! processes, as one process may hold at most 20,000 files).
+//!
+//! Every command writes its result as a typed JSON file (`--report FILE`,
+//! the types of the `report` crate) that xtask reads back.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,13 +18,17 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use report::{Contention, Fans, FansShare, HttpPeak, Latency, RedisPeak};
+use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
 #[command(name = "loadgen", about = "Load generator for cargo xtask bench")]
 struct Cli {
+    /// Where to write the result (JSON, a type of the `report` crate).
+    #[arg(long, global = true)]
+    report: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -157,7 +164,7 @@ async fn http_peak(
     connections: usize,
     seconds: u64,
     tag: String,
-) -> Value {
+) -> HttpPeak {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -191,7 +198,12 @@ async fn http_peak(
     }
     let secs = wait_all(tasks).await;
     let n = done.load(Ordering::Relaxed);
-    json!({"joins": n, "errors": errors.load(Ordering::Relaxed), "seconds": secs, "per_second": n as f64 / secs})
+    HttpPeak {
+        joins: n,
+        errors: errors.load(Ordering::Relaxed),
+        seconds: secs,
+        per_second: n as f64 / secs,
+    }
 }
 
 async fn redis_peak(
@@ -200,7 +212,7 @@ async fn redis_peak(
     prefix: String,
     connections: usize,
     seconds: u64,
-) -> Result<Value, String> {
+) -> Result<RedisPeak, String> {
     let ev = admission::queue::EventId::parse(&event).ok_or("bad event id")?;
     let keys = admission::queue::scripts::EventKeys::new(&prefix, &ev);
     let script = admission::queue::scripts::Scripts::new();
@@ -245,7 +257,11 @@ async fn redis_peak(
     }
     let secs = wait_all(tasks).await;
     let n = done.load(Ordering::Relaxed);
-    Ok(json!({"joins": n, "seconds": secs, "per_second": n as f64 / secs}))
+    Ok(RedisPeak {
+        joins: n,
+        seconds: secs,
+        per_second: n as f64 / secs,
+    })
 }
 
 /// One process's share of the fans.
@@ -257,7 +273,7 @@ async fn fans(
     warmup: u64,
     source: Option<IpAddr>,
     index: usize,
-) -> Value {
+) -> FansShare {
     let limit = Arc::new(Semaphore::new(256));
     let mut senders = Vec::with_capacity(fans);
     let mut connect_errors = 0;
@@ -335,19 +351,17 @@ async fn fans(
             errors += e;
         }
     }
-    json!({"connected": n, "connect_errors": connect_errors, "errors": errors, "join_us": joins, "status_us": polls, "seconds": seconds - warmup})
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    FansShare {
+        connected: n as u64,
+        connect_errors,
+        errors,
+        join_us: joins,
+        status_us: polls,
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// Runs `processes` children (each its share of fans, its own 127.0.0.x
-/// source) and merges their samples.
+/// source, its own report file next to `dir`) and merges their samples.
 async fn fans_fleet(
     target: SocketAddr,
     event: String,
@@ -355,11 +369,14 @@ async fn fans_fleet(
     processes: usize,
     seconds: u64,
     warmup: u64,
-) -> Result<Value, String> {
+    dir: &Path,
+) -> Result<Fans, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut children = Vec::new();
     for p in 0..processes {
         let share = total / processes + usize::from(p < total % processes);
+        let file = dir.join(format!("fans-{p}.json"));
+        let _ = std::fs::remove_file(&file);
         let child = tokio::process::Command::new(&exe)
             .args(["fans", "--target", &target.to_string(), "--event", &event])
             .args([
@@ -376,44 +393,39 @@ async fn fans_fleet(
                 "--index",
                 &p.to_string(),
             ])
-            .stdout(Stdio::piped())
+            .arg("--report")
+            .arg(&file)
             .spawn()
             .map_err(|e| e.to_string())?;
-        children.push(child);
+        children.push((child, file));
     }
     let (mut joins, mut polls) = (Vec::<u32>::new(), Vec::<u32>::new());
     let (mut errors, mut connected, mut connect_errors) = (0, 0, 0);
-    for child in children {
-        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
-        let v: Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("child output: {e}"))?;
-        let take = |k: &str| -> Vec<u32> {
-            v[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_u64())
-                        .map(|x| x as u32)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        joins.extend(take("join_us"));
-        polls.extend(take("status_us"));
-        errors += v["errors"].as_u64().unwrap_or(0);
-        connected += v["connected"].as_u64().unwrap_or(0);
-        connect_errors += v["connect_errors"].as_u64().unwrap_or(0);
+    for (mut child, file) in children {
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("a load process failed ({status})"));
+        }
+        let share: FansShare = report::read(&file).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&file);
+        joins.extend(share.join_us);
+        polls.extend(share.status_us);
+        errors += share.errors;
+        connected += share.connected;
+        connect_errors += share.connect_errors;
     }
-    joins.sort_unstable();
-    polls.sort_unstable();
     let measured = (seconds - warmup) as f64;
-    Ok(json!({
-        "fans": total, "processes": processes, "connected": connected, "connect_errors": connect_errors,
-        "errors": errors,
-        "offered_per_second": connected as f64,
-        "answered_per_second": polls.len() as f64 / measured,
-        "join": {"count": joins.len(), "p50_ms": percentile(&joins, 0.5), "p99_ms": percentile(&joins, 0.99), "max_ms": percentile(&joins, 1.0)},
-        "status": {"count": polls.len(), "p50_ms": percentile(&polls, 0.5), "p99_ms": percentile(&polls, 0.99), "max_ms": percentile(&polls, 1.0)},
-    }))
+    Ok(Fans {
+        fans: total as u64,
+        processes: processes as u64,
+        connected,
+        connect_errors,
+        errors,
+        offered_per_second: connected as f64,
+        answered_per_second: polls.len() as f64 / measured,
+        join: Latency::from_micros(&mut joins),
+        status: Latency::from_micros(&mut polls),
+    })
 }
 
 /// One request on a fresh connection (for the contention run, where each
@@ -457,7 +469,7 @@ async fn contention(
     event: String,
     fans: usize,
     seats: usize,
-) -> Result<Value, String> {
+) -> Result<Contention, String> {
     // Everyone admitted first: the contention measured is on the seats.
     let limit = Arc::new(Semaphore::new(200));
     let mut joins = Vec::new();
@@ -516,7 +528,7 @@ async fn contention(
             (token, r)
         }));
     }
-    let (mut held, mut refused, mut errors) = (Vec::new(), 0, 0);
+    let (mut held, mut refused, mut errors) = (Vec::new(), 0u64, 0u64);
     for h in holds {
         match h.await {
             Ok((token, Ok((201, v)))) => {
@@ -541,44 +553,69 @@ async fn contention(
             .await
         }));
     }
-    let mut reserved = 0;
+    let mut reserved = 0u64;
     for c in confirms {
         if let Ok(Ok((201, _))) = c.await {
             reserved += 1;
         }
     }
     let confirm_seconds = started.elapsed().as_secs_f64();
-    Ok(json!({
-        "fans": fans, "seats": seats, "held": held.len(), "refused": refused, "errors": errors,
-        "reserved": reserved, "hold_seconds": hold_seconds, "confirm_seconds": confirm_seconds,
-        "total_seconds": hold_seconds + confirm_seconds,
-    }))
+    Ok(Contention {
+        fans: fans as u64,
+        seats: seats as u64,
+        held: held.len() as u64,
+        refused,
+        errors,
+        reserved,
+        hold_seconds,
+        confirm_seconds,
+        total_seconds: hold_seconds + confirm_seconds,
+    })
 }
 
-#[tokio::main]
-async fn main() {
-    let cli = Cli::parse();
-    let out = match cli.cmd {
+/// Writes a result where `--report` says, or prints it.
+fn emit<T: serde::Serialize>(path: Option<&Path>, value: &T) -> Result<(), String> {
+    match path {
+        Some(p) => report::write(p, value).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            println!(
+                "{}",
+                serde_json::to_string(value).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let out = cli.report.as_deref();
+    match cli.cmd {
         Cmd::HttpPeak {
             target,
             event,
             connections,
             seconds,
             tag,
-        } => Ok(http_peak(target, event, connections, seconds, tag).await),
+        } => emit(
+            out,
+            &http_peak(target, event, connections, seconds, tag).await,
+        ),
         Cmd::RedisPeak {
             redis,
             event,
             key_prefix,
             connections,
             seconds,
-        } => redis_peak(redis, event, key_prefix, connections, seconds).await,
+        } => emit(
+            out,
+            &redis_peak(redis, event, key_prefix, connections, seconds).await?,
+        ),
         Cmd::Contention {
             target,
             event,
             fans,
             seats,
-        } => contention(target, event, fans, seats).await,
+        } => emit(out, &contention(target, event, fans, seats).await?),
         Cmd::Fans {
             target,
             event,
@@ -589,15 +626,26 @@ async fn main() {
             source,
             index,
         } => match index {
-            Some(i) => Ok(fans(target, event, n, seconds, warmup, source, i).await),
-            None => fans_fleet(target, event, n, processes, seconds, warmup).await,
+            Some(i) => emit(
+                out,
+                &fans(target, event, n, seconds, warmup, source, i).await,
+            ),
+            None => {
+                let dir = out
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(std::env::temp_dir);
+                let merged = fans_fleet(target, event, n, processes, seconds, warmup, &dir).await?;
+                emit(out, &merged)
+            }
         },
-    };
-    match out {
-        Ok(v) => println!("{v}"),
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            std::process::exit(1);
-        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
     }
 }
