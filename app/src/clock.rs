@@ -27,6 +27,12 @@ pub fn format_ms(ms: i64) -> String {
     }
 }
 
+/// Serializes Unix milliseconds as [`format_ms`] does (a serde
+/// `serialize_with` for API types that keep milliseconds inside).
+pub fn serialize_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ms(*ms))
+}
+
 /// Parses an RFC 3339 timestamp (any offset) into Unix milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;

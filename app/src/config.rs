@@ -9,15 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
-/// Virtual waiting room and admission service.
-///
-/// Admits fans up to a capacity, queues the rest fairly and pushes each one's
-/// live position over WebSocket. State lives in Redis (standalone or cluster,
-/// optionally TLS). Every setting is a flag or an environment variable.
-///
-/// Other commands: `admission keygen [--out FILE]` writes a new P-256 signing
-/// key (PKCS#8 PEM) for TOKEN_KEYS; `admission migrate` applies the database
-/// migrations (needs only DATABASE_URL).
+/// The settings of `admission` when it serves (no subcommand).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "admission", version, max_term_width = 100)]
 pub struct Config {
@@ -149,26 +141,35 @@ pub struct KeySpec {
     pub path: PathBuf,
 }
 
+/// Why a `kid:path` pair was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySpecError {
+    #[error("`{0}` is not of the form kid:path")]
+    Shape(String),
+    #[error("key id `{0}` must be 1-64 characters of [A-Za-z0-9._-]")]
+    Kid(String),
+    #[error("key `{0}` has an empty path")]
+    EmptyPath(String),
+}
+
 impl FromStr for KeySpec {
-    type Err = String;
+    type Err = KeySpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kid, path) = s
             .trim()
             .split_once(':')
-            .ok_or_else(|| format!("`{s}` is not of the form kid:path"))?;
+            .ok_or_else(|| KeySpecError::Shape(s.to_string()))?;
         let valid_kid = !kid.is_empty()
             && kid.len() <= 64
             && kid
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !valid_kid {
-            return Err(format!(
-                "key id `{kid}` must be 1-64 characters of [A-Za-z0-9._-]"
-            ));
+            return Err(KeySpecError::Kid(kid.to_string()));
         }
         if path.is_empty() {
-            return Err(format!("key `{kid}` has an empty path"));
+            return Err(KeySpecError::EmptyPath(kid.to_string()));
         }
         Ok(KeySpec {
             kid: kid.to_string(),
@@ -184,32 +185,56 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// A setting the service cannot run with; `admission` prints it on one line
+/// and exits with code 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("set REDIS_URL (standalone) or REDIS_CLUSTER_NODES (cluster)")]
+    NoRedis,
+    /// The URL is shown with its password hidden.
+    #[error("{var}: `{url}` must start with redis:// or rediss://")]
+    RedisScheme { var: &'static str, url: String },
+    #[error("KEY_PREFIX may not contain `{{` or `}}`")]
+    KeyPrefixBraces,
+    #[error("KEY_PREFIX may be at most 64 characters")]
+    KeyPrefixLength,
+    #[error("ADMIN_TOKEN must name at least one non-empty token")]
+    NoAdminToken,
+    #[error("every ADMIN_TOKEN must be at least 16 characters")]
+    ShortAdminToken,
+    #[error("TOKEN_KEYS must name at least one kid:path")]
+    NoTokenKeys,
+    #[error("DATABASE_URL: `{0}` must start with mysql://")]
+    DatabaseScheme(String),
+    #[error("DATABASE_READ_URL needs DATABASE_URL")]
+    ReadUrlWithoutWriter,
+    #[error("REPLICA_ID must be 1-128 characters without spaces")]
+    ReplicaId,
+}
+
 impl Config {
     /// Checks what clap cannot: cross-field rules and the shape of values.
     /// Files are read later, by the parts that use them.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.redis_target()?;
         if self.key_prefix.contains(['{', '}']) {
-            return Err("KEY_PREFIX may not contain `{` or `}`".into());
+            return Err(ConfigError::KeyPrefixBraces);
         }
         if self.key_prefix.len() > 64 {
-            return Err("KEY_PREFIX may be at most 64 characters".into());
+            return Err(ConfigError::KeyPrefixLength);
         }
         if self.admin_tokens().is_empty() {
-            return Err("ADMIN_TOKEN must name at least one non-empty token".into());
+            return Err(ConfigError::NoAdminToken);
         }
         if self.admin_tokens().iter().any(|t| t.len() < 16) {
-            return Err("every ADMIN_TOKEN must be at least 16 characters".into());
+            return Err(ConfigError::ShortAdminToken);
         }
         if self.token_keys.is_empty() {
-            return Err("TOKEN_KEYS must name at least one kid:path".into());
+            return Err(ConfigError::NoTokenKeys);
         }
         if let Some(url) = self.database_url() {
             if !url.starts_with("mysql://") {
-                return Err(format!(
-                    "DATABASE_URL: `{}` must start with mysql://",
-                    redact_url(url)
-                ));
+                return Err(ConfigError::DatabaseScheme(redact_url(url)));
             }
         }
         if self
@@ -218,31 +243,31 @@ impl Config {
             .is_some_and(|u| !u.trim().is_empty())
             && self.database_url().is_none()
         {
-            return Err("DATABASE_READ_URL needs DATABASE_URL".into());
+            return Err(ConfigError::ReadUrlWithoutWriter);
         }
         if let Some(id) = &self.replica_id {
             if id.is_empty() || id.len() > 128 || id.contains(char::is_whitespace) {
-                return Err("REPLICA_ID must be 1-128 characters without spaces".into());
+                return Err(ConfigError::ReplicaId);
             }
         }
         Ok(())
     }
 
-    pub fn redis_target(&self) -> Result<RedisTarget, String> {
+    pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
         let nodes: Vec<String> = self
             .redis_cluster_nodes
             .iter()
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
             .collect();
-        let check = |url: &str, var: &str| -> Result<(), String> {
+        let check = |url: &str, var: &'static str| -> Result<(), ConfigError> {
             if url.starts_with("redis://") || url.starts_with("rediss://") {
                 Ok(())
             } else {
-                Err(format!(
-                    "{var}: `{}` must start with redis:// or rediss://",
-                    redact_url(url)
-                ))
+                Err(ConfigError::RedisScheme {
+                    var,
+                    url: redact_url(url),
+                })
             }
         };
         if !nodes.is_empty() {
@@ -256,7 +281,7 @@ impl Config {
                 check(url, "REDIS_URL")?;
                 Ok(RedisTarget::Standalone(url.to_string()))
             }
-            _ => Err("set REDIS_URL (standalone) or REDIS_CLUSTER_NODES (cluster)".into()),
+            _ => Err(ConfigError::NoRedis),
         }
     }
 
@@ -350,11 +375,10 @@ mod tests {
     fn bad_settings_are_refused_with_a_reason() {
         let mut args = BASE.to_vec();
         args.extend(["--key-prefix", "a{b"]);
-        assert!(parse(&args)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .contains("KEY_PREFIX"));
+        assert_eq!(
+            parse(&args).unwrap().validate(),
+            Err(ConfigError::KeyPrefixBraces)
+        );
 
         let args = [
             "--admin-token",
@@ -364,18 +388,13 @@ mod tests {
             "--redis-url",
             "redis://x",
         ];
-        assert!(parse(&args)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .contains("ADMIN_TOKEN"));
+        assert_eq!(
+            parse(&args).unwrap().validate(),
+            Err(ConfigError::ShortAdminToken)
+        );
 
         let args = ["--admin-token", "0123456789abcdef", "--token-keys", "k:/x"];
-        assert!(parse(&args)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .contains("REDIS_URL"));
+        assert_eq!(parse(&args).unwrap().validate(), Err(ConfigError::NoRedis));
 
         let args = [
             "--admin-token",
@@ -385,11 +404,9 @@ mod tests {
             "--redis-url",
             "http://x",
         ];
-        assert!(parse(&args)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .contains("redis://"));
+        let err = parse(&args).unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::RedisScheme { .. }));
+        assert!(err.to_string().contains("redis://"), "{err}");
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! The admission service: a virtual waiting room in front of ticket sales.
 //!
-//! - [`booking`]: catalog, holds and reservations on MySQL.
 //! - [`queue`]: the queue itself (Redis scripts, admission loop, pre-queue
 //!   draw, WebSocket hub).
-//! - [`http`]: routes, errors, WebSockets, OpenAPI.
+//! - [`booking`]: catalog, holds and reservations on MySQL.
+//! - [`http`]: routes, extractors, errors, WebSockets, the OpenAPI document.
 //! - [`store`]: the Redis connection (standalone or cluster, TLS).
 //! - [`token`]: admission tokens (ES256) and identity tokens.
 //! - [`config`]: the one configuration struct.
-
-// The OpenAPI document is one large json! literal.
-#![recursion_limit = "512"]
+//! - [`server`]: builds the service from its configuration and runs it.
 
 pub mod booking;
 pub mod clock;
@@ -23,3 +21,10 @@ pub mod token;
 
 pub use config::Config;
 pub use server::Application;
+
+/// A value that is well-formed but not acceptable (out of range, too long,
+/// two fields that exclude each other); the API answers 422
+/// `validation_failed` with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);

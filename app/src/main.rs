@@ -1,23 +1,56 @@
+//! The `admission` binary: serves (no subcommand), or runs one of its
+//! subcommands. Errors of the library are typed; this edge turns them into
+//! one line on stderr and an exit code (2: a bad setting, 1: a failure).
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use admission::config::{one_line_error, LogFormat};
 use admission::{server, Application, Config};
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 
-/// Writes a new P-256 key for TOKEN_KEYS (PKCS#8 PEM) and its public half.
+/// Virtual waiting room and admission service.
+///
+/// Admits fans up to a capacity, queues the rest fairly and pushes each
+/// one's live position over WebSocket; admitted fans hold and reserve seats.
+/// State lives in Redis (standalone or cluster, optionally TLS), bookings in
+/// MySQL. Without a command it serves, with every setting below given as a
+/// flag or an environment variable.
 #[derive(Parser)]
-#[command(name = "admission keygen")]
+#[command(
+    name = "admission",
+    version,
+    max_term_width = 100,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Keygen(Keygen),
+    Migrate(Migrate),
+}
+
+/// Write a new P-256 signing key for TOKEN_KEYS (PKCS#8 PEM) and its public
+/// half. Never overwrites a file.
+#[derive(clap::Args)]
 struct Keygen {
     /// File for the private key (mode 0600); the public key goes to FILE.pub.
     /// Without it, the private key is printed.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
 
-/// Applies the database migrations embedded in this binary.
-#[derive(Parser)]
-#[command(name = "admission migrate")]
+/// Apply the database migrations embedded in this binary (needs only
+/// DATABASE_URL).
+#[derive(clap::Args)]
 struct Migrate {
     /// The database, as a user allowed to change the schema.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -27,71 +60,55 @@ struct Migrate {
     database_timeout_ms: u64,
 }
 
-fn migrate(args: Vec<String>) -> ExitCode {
-    let m = match Migrate::try_parse_from(args) {
-        Ok(m) => m,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+/// An error and its causes on one line, each cause once (the library's
+/// messages often name their cause already).
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
         }
-        Err(e) => {
-            eprintln!("admission migrate: {}", one_line_error(&e));
-            return ExitCode::from(2);
-        }
-    };
-    admission::server::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("admission migrate: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let timeout = std::time::Duration::from_millis(m.database_timeout_ms);
-    match runtime.block_on(admission::booking::db::migrate(&m.database_url, timeout)) {
-        Ok(report) => {
-            println!(
-                "admission migrate: {} applied, {} already in place; schema at version {}",
-                report.applied.len(),
-                report.already,
-                report
-                    .latest
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "none".into())
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("admission migrate: {e}");
-            ExitCode::from(1)
-        }
+        cause = c.source();
     }
+    line
 }
 
-fn keygen(args: Vec<String>) -> ExitCode {
-    let k = match Keygen::try_parse_from(args) {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
+fn keygen(k: Keygen) -> anyhow::Result<()> {
     match k.out {
-        Some(path) => match admission::token::write_key_pair(&path) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("admission: cannot write {}: {e}", path.display());
-                ExitCode::from(1)
-            }
-        },
-        None => {
-            print!("{}", admission::token::generate_key_pair().0);
-            ExitCode::SUCCESS
+        Some(path) => {
+            admission::token::write_key_pair(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "admission keygen: wrote {} and {}.pub",
+                path.display(),
+                path.display()
+            );
         }
+        None => print!("{}", admission::token::generate_key_pair().0),
     }
+    Ok(())
+}
+
+fn migrate(m: Migrate) -> anyhow::Result<()> {
+    admission::server::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let timeout = std::time::Duration::from_millis(m.database_timeout_ms);
+    let report = runtime.block_on(admission::booking::db::migrate(&m.database_url, timeout))?;
+    println!(
+        "admission migrate: {} applied, {} already in place; schema at version {}",
+        report.applied.len(),
+        report.already,
+        report
+            .latest
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    Ok(())
 }
 
 /// Logs go to stdout through a background thread, so a slow log pipe never
@@ -117,26 +134,9 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("keygen") => return keygen(args[1..].to_vec()),
-        Some("migrate") => return migrate(args[1..].to_vec()),
-        _ => {}
-    }
-    let config = match Config::try_parse() {
-        Ok(c) => c,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("admission: {}", one_line_error(&e));
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(msg) = config.validate() {
-        eprintln!("admission: {msg}");
+fn serve(config: Config) -> ExitCode {
+    if let Err(e) = config.validate() {
+        eprintln!("admission: {e}");
         return ExitCode::from(2);
     }
     let _log_guard = init_logging(config.log_format);
@@ -153,8 +153,8 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let app = match Application::build(config).await {
             Ok(app) => app,
-            Err(msg) => {
-                eprintln!("admission: {msg}");
+            Err(e) => {
+                eprintln!("admission: {}", one_line(&e));
                 return ExitCode::from(2);
             }
         };
@@ -166,4 +166,30 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("admission: {}", one_line_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let (name, result) = match cli.command {
+        None => return serve(cli.serve),
+        Some(Command::Keygen(k)) => ("keygen", keygen(k)),
+        Some(Command::Migrate(m)) => ("migrate", migrate(m)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admission {name}: {}", one_line(e.as_ref()));
+            ExitCode::from(1)
+        }
+    }
 }

@@ -9,16 +9,37 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::booking::db::{Database, DatabaseSettings};
+use crate::booking::db::{Database, DatabaseSettings, DatabaseUrlError};
 use crate::booking::{sweeper, Booking, Limits};
-use crate::config::{redact_url, Config, RedisTarget};
+use crate::config::{redact_url, Config, ConfigError, RedisTarget};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::queue::admission::AdmissionLoop;
 use crate::queue::hub::Hub;
 use crate::queue::Queue;
-use crate::store::Store;
-use crate::token::{AdmissionKeys, IdentityKeys};
+use crate::store::{ConnectError, Store};
+use crate::token::{AdmissionKeys, IdentityKeys, KeyError};
+
+/// Why the service cannot start with its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Redis(#[from] ConnectError),
+    #[error(transparent)]
+    Database(#[from] DatabaseUrlError),
+    #[error("TOKEN_KEYS: {0}")]
+    TokenKeys(#[source] KeyError),
+    #[error("IDENTITY_KEYS: {0}")]
+    IdentityKeys(#[source] KeyError),
+    #[error("LISTEN_ADDR {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// After a shutdown signal, the service exits within this time whatever is
 /// still in flight (Kubernetes sends SIGKILL 30 s after SIGTERM by default;
@@ -41,18 +62,21 @@ pub fn install_crypto_provider() {
 impl Application {
     /// Everything that can fail on bad configuration fails here, before the
     /// service accepts a connection. Redis need not be reachable yet.
-    pub async fn build(config: Config) -> Result<Application, String> {
+    pub async fn build(config: Config) -> Result<Application, BuildError> {
         install_crypto_provider();
         config.validate()?;
         let metrics = Metrics::new();
         let store = Store::connect(&config, metrics.clone())?;
         let admission_keys =
-            AdmissionKeys::load(&config.token_keys).map_err(|e| format!("TOKEN_KEYS: {e}"))?;
+            AdmissionKeys::load(&config.token_keys).map_err(BuildError::TokenKeys)?;
         let identity_keys =
-            IdentityKeys::load(&config.identity_keys).map_err(|e| format!("IDENTITY_KEYS: {e}"))?;
+            IdentityKeys::load(&config.identity_keys).map_err(BuildError::IdentityKeys)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
-            .map_err(|e| format!("LISTEN_ADDR {}: {e}", config.listen_addr))?;
+            .map_err(|source| BuildError::Listen {
+                addr: config.listen_addr,
+                source,
+            })?;
         let replica = config.replica_id();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let queue = Arc::new(Queue::new(store, &config.key_prefix));
@@ -98,6 +122,7 @@ impl Application {
             hub: Arc::new(Hub::default()),
             replica: replica.clone().into(),
             shutdown: shutdown_rx,
+            max_seats_per_ticket: config.max_seats_per_ticket,
         };
         let redis = match config.redis_target()? {
             RedisTarget::Standalone(url) => redact_url(&url),

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::{Client, ErrorKind, RedisError, ServerErrorKind, TlsCertificates, Value};
 
-use crate::config::{redact_url, Config, RedisTarget};
+use crate::config::{redact_url, Config, ConfigError, RedisTarget};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,41 @@ pub enum StoreError {
     Protocol {
         script: &'static str,
         detail: String,
+    },
+}
+
+impl StoreError {
+    /// A script that failed by itself (a bug), as opposed to Redis being
+    /// away or slow (an outage).
+    pub fn is_script_bug(&self) -> bool {
+        match self {
+            StoreError::Protocol { .. } => true,
+            StoreError::Redis(r) => r.code() == Some("ERR") && r.to_string().contains("script"),
+            StoreError::Timeout(_) => false,
+        }
+    }
+}
+
+/// Why the Redis client could not be set up (before any connection).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("REDIS_CA_FILE {}: {source}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("REDIS_CA_FILE {}: no PEM certificate in it", .0.display())]
+    CaFileEmpty(std::path::PathBuf),
+    /// The URL is shown with its password hidden.
+    #[error("{var} {url}: {source}")]
+    Client {
+        var: &'static str,
+        url: String,
+        #[source]
+        source: RedisError,
     },
 }
 
@@ -70,7 +105,7 @@ impl Store {
     /// Builds the pool without talking to Redis: the service starts (and
     /// reports itself not ready) while Redis is down, and connects as soon as
     /// it is back.
-    pub fn connect(config: &Config, metrics: Metrics) -> Result<Store, String> {
+    pub fn connect(config: &Config, metrics: Metrics) -> Result<Store, ConnectError> {
         let timeout = config.redis_command_timeout();
         let tls = tls_certificates(config)?;
         let size = usize::from(config.redis_pool_size);
@@ -84,7 +119,11 @@ impl Store {
                     }
                     _ => Client::open(url.as_str()),
                 }
-                .map_err(|e| format!("REDIS_URL {}: {e}", redact_url(&url)))?;
+                .map_err(|source| ConnectError::Client {
+                    var: "REDIS_URL",
+                    url: redact_url(&url),
+                    source,
+                })?;
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -98,7 +137,11 @@ impl Store {
                             manager_config.clone(),
                         )
                         .map(Conn::Single)
-                        .map_err(|e| format!("REDIS_URL {}: {e}", redact_url(&url)))
+                        .map_err(|source| ConnectError::Client {
+                            var: "REDIS_URL",
+                            url: redact_url(&url),
+                            source,
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
@@ -114,9 +157,15 @@ impl Store {
                         builder = builder.certs(certs.clone());
                     }
                 }
-                let client = builder
-                    .build()
-                    .map_err(|e| format!("REDIS_CLUSTER_NODES: {e}"))?;
+                let client = builder.build().map_err(|source| ConnectError::Client {
+                    var: "REDIS_CLUSTER_NODES",
+                    url: nodes
+                        .iter()
+                        .map(|n| redact_url(n))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    source,
+                })?;
                 let cluster_config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout);
@@ -201,17 +250,16 @@ fn is_noscript(e: &RedisError) -> bool {
 /// The trust store for `rediss://`: the system roots plus REDIS_CA_FILE.
 /// redis-rs trusts only the roots it is given once any are given, so the
 /// system roots are added here explicitly.
-fn tls_certificates(config: &Config) -> Result<Option<TlsCertificates>, String> {
+fn tls_certificates(config: &Config) -> Result<Option<TlsCertificates>, ConnectError> {
     let Some(path) = &config.redis_ca_file else {
         return Ok(None);
     };
-    let extra =
-        std::fs::read(path).map_err(|e| format!("REDIS_CA_FILE {}: {e}", path.display()))?;
+    let extra = std::fs::read(path).map_err(|source| ConnectError::CaFile {
+        path: path.clone(),
+        source,
+    })?;
     if !String::from_utf8_lossy(&extra).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "REDIS_CA_FILE {}: no PEM certificate in it",
-            path.display()
-        ));
+        return Err(ConnectError::CaFileEmpty(path.clone()));
     }
     let mut bundle = Vec::new();
     let native = rustls_native_certs::load_native_certs();

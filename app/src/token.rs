@@ -3,7 +3,7 @@
 //! tokens a ticketing site signs for events with `require_identity`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -14,6 +14,7 @@ use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::KeySpec;
 
@@ -50,32 +51,49 @@ struct Header {
     kid: Option<String>,
 }
 
-fn read_file(spec: &KeySpec) -> Result<String, String> {
-    std::fs::read_to_string(&spec.path)
-        .map_err(|e| format!("key `{}` at {}: {e}", spec.kid, spec.path.display()))
+/// A key file that cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key `{kid}` at {}: {source}", path.display())]
+    Read {
+        kid: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key `{kid}` at {} is not a P-256 private key in PEM (PKCS#8)", path.display())]
+    NotPrivateKey { kid: String, path: PathBuf },
+    #[error("key `{kid}` at {} is not a P-256 public key in PEM (SPKI)", path.display())]
+    NotPublicKey { kid: String, path: PathBuf },
+    #[error("key id `{0}` is named twice")]
+    DuplicateKid(String),
+    #[error("at least one key is needed")]
+    NoKeys,
 }
 
-fn load_signing_key(spec: &KeySpec) -> Result<SigningKey, String> {
+fn read_file(spec: &KeySpec) -> Result<String, KeyError> {
+    std::fs::read_to_string(&spec.path).map_err(|source| KeyError::Read {
+        kid: spec.kid.clone(),
+        path: spec.path.clone(),
+        source,
+    })
+}
+
+fn load_signing_key(spec: &KeySpec) -> Result<SigningKey, KeyError> {
     let pem = read_file(spec)?;
     SigningKey::from_pkcs8_pem(&pem)
         .or_else(|_| p256::SecretKey::from_sec1_pem(&pem).map(SigningKey::from))
-        .map_err(|_| {
-            format!(
-                "key `{}` at {} is not a P-256 private key in PEM (PKCS#8)",
-                spec.kid,
-                spec.path.display()
-            )
+        .map_err(|_| KeyError::NotPrivateKey {
+            kid: spec.kid.clone(),
+            path: spec.path.clone(),
         })
 }
 
-fn load_verifying_key(spec: &KeySpec) -> Result<VerifyingKey, String> {
+fn load_verifying_key(spec: &KeySpec) -> Result<VerifyingKey, KeyError> {
     let pem = read_file(spec)?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|_| {
-        format!(
-            "key `{}` at {} is not a P-256 public key in PEM (SPKI)",
-            spec.kid,
-            spec.path.display()
-        )
+    VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::NotPublicKey {
+        kid: spec.kid.clone(),
+        path: spec.path.clone(),
     })
 }
 
@@ -161,16 +179,16 @@ pub struct AdmissionKeys {
 const SIGNED_CACHE_LIMIT: usize = 50_000;
 
 impl AdmissionKeys {
-    pub fn load(specs: &[KeySpec]) -> Result<AdmissionKeys, String> {
+    pub fn load(specs: &[KeySpec]) -> Result<AdmissionKeys, KeyError> {
         let mut signing = Vec::new();
         for spec in specs {
             if signing.iter().any(|(kid, _)| kid == &spec.kid) {
-                return Err(format!("TOKEN_KEYS names key id `{}` twice", spec.kid));
+                return Err(KeyError::DuplicateKid(spec.kid.clone()));
             }
             signing.push((spec.kid.clone(), load_signing_key(spec)?));
         }
         if signing.is_empty() {
-            return Err("TOKEN_KEYS must name at least one key".into());
+            return Err(KeyError::NoKeys);
         }
         Ok(AdmissionKeys {
             signing,
@@ -208,25 +226,50 @@ impl AdmissionKeys {
     }
 
     /// The public keys as a JSON Web Key Set.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
+    pub fn jwks(&self) -> Jwks {
+        let keys = self
             .signing
             .iter()
             .map(|(kid, key)| {
                 let point = key.verifying_key().to_encoded_point(false);
-                serde_json::json!({
-                    "kty": "EC",
-                    "crv": "P-256",
-                    "alg": "ES256",
-                    "use": "sig",
-                    "kid": kid,
-                    "x": B64.encode(point.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    "y": B64.encode(point.y().map(|y| y.to_vec()).unwrap_or_default()),
-                })
+                Jwk {
+                    kty: "EC".into(),
+                    crv: "P-256".into(),
+                    alg: "ES256".into(),
+                    key_use: "sig".into(),
+                    kid: kid.clone(),
+                    x: B64.encode(point.x().map(|x| x.to_vec()).unwrap_or_default()),
+                    y: B64.encode(point.y().map(|y| y.to_vec()).unwrap_or_default()),
+                }
             })
             .collect();
-        serde_json::json!({ "keys": keys })
+        Jwks { keys }
     }
+}
+
+/// A JSON Web Key Set (RFC 7517) of the keys that verify admission tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// One public P-256 key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// Always `EC`.
+    pub kty: String,
+    /// Always `P-256`.
+    pub crv: String,
+    /// Always `ES256`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+    /// The `kid` header of the tokens this key signed.
+    pub kid: String,
+    /// The point's coordinates, base64url without padding.
+    pub x: String,
+    pub y: String,
 }
 
 #[derive(Deserialize)]
@@ -244,7 +287,7 @@ pub struct IdentityKeys {
 }
 
 impl IdentityKeys {
-    pub fn load(specs: &[KeySpec]) -> Result<IdentityKeys, String> {
+    pub fn load(specs: &[KeySpec]) -> Result<IdentityKeys, KeyError> {
         let mut keys = Vec::new();
         for spec in specs {
             keys.push((spec.kid.clone(), load_verifying_key(spec)?));
@@ -301,33 +344,42 @@ pub fn sign_with_pem(private_pem: &str, kid: &str, claims: &serde_json::Value) -
     Some(sign(&key, kid, claims))
 }
 
-/// Writes a new key pair next to each other: `<path>` (private) and
-/// `<path>.pub` (public).
+/// Writes a new key pair next to each other: `<path>` (private, mode 0600)
+/// and `<path>.pub` (public). Refuses to overwrite either file: a signing
+/// key replaced by mistake would invalidate every token it signed.
 pub fn write_key_pair(path: &Path) -> std::io::Result<()> {
-    let (private, public) = generate_key_pair();
-    write_private(path, &private)?;
     let mut public_path = path.as_os_str().to_owned();
     public_path.push(".pub");
-    std::fs::write(public_path, public)
+    let public_path = PathBuf::from(public_path);
+    for p in [path, public_path.as_path()] {
+        if p.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists; remove it first or choose another file",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    let (private, public) = generate_key_pair();
+    write_new(path, &private, 0o600)?;
+    write_new(&public_path, &public, 0o644)
 }
 
-fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+/// Creates `path` (never replacing a file) with `text`.
+fn write_new(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        f.write_all(pem.as_bytes())
+        options.mode(mode);
     }
     #[cfg(not(unix))]
-    {
-        std::fs::write(path, pem)
-    }
+    let _ = mode;
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]
@@ -367,7 +419,23 @@ mod tests {
         // the new key too: rotation adds the new key everywhere first.
         let old_only = AdmissionKeys::load(&specs[1..]).unwrap();
         assert_eq!(old_only.verify(&token, 500), Err(TokenError::UnknownKey));
-        assert_eq!(both.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(both.jwks().keys.len(), 2);
+    }
+
+    #[test]
+    fn key_files_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        write_key_pair(&path).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let err = write_key_pair(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // A stray public half alone also stops it.
+        let other = dir.path().join("o.pem");
+        std::fs::write(dir.path().join("o.pem.pub"), "x").unwrap();
+        assert!(write_key_pair(&other).is_err());
+        assert!(!other.exists());
     }
 
     #[test]

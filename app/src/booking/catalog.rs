@@ -1,57 +1,127 @@
 //! Events and seats: the admin API's create/update/delete, and the public
 //! reads served from the reader pool through short-lived Redis copies.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::{MySql, QueryBuilder, Row};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
+use super::keys::{event_cache_key, events_cache_key, seats_cache_key};
 use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL};
 use crate::clock::{format_ms, parse_rfc3339_ms};
 use crate::queue::config::QueueConfig;
-use crate::queue::scripts::{event_cache_key, events_cache_key, seats_cache_key};
 use crate::queue::{EventId, QueueError};
+use crate::Invalid;
 
 pub const MAX_SEATS: usize = 100_000;
 const INSERT_BATCH: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+/// Section `main`, rows A, B, … and seat numbers from 1.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatMap {
+    #[schema(minimum = 1, maximum = 702)]
     pub rows: i64,
+    #[schema(minimum = 1, maximum = 1000)]
     pub seats_per_row: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One seat of an explicit seat list.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatSpec {
+    #[schema(pattern = "^[A-Za-z0-9_]{1,32}$")]
     pub section: String,
+    #[schema(pattern = "^[A-Za-z0-9_]{1,16}$")]
     pub row: String,
+    #[schema(minimum = 1, maximum = 100000)]
     pub number: i64,
+    #[schema(min_length = 1, max_length = 32)]
     pub price_tier: String,
 }
 
-/// `POST /api/v1/admin/events`
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/admin/events`: an event with its seats (a seat_map or a
+/// list of seats, not both).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
+    /// Also the queue's event_id.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub venue: String,
+    #[schema(format = DateTime)]
     pub starts_at: String,
+    /// The queue's opens_at: joins before it go to the pre-queue.
+    #[schema(format = DateTime)]
     pub sale_opens_at: String,
     pub seat_map: Option<SeatMap>,
+    /// Instead of seat_map.
+    #[schema(min_items = 1, max_items = 100000)]
     pub seats: Option<Vec<SeatSpec>>,
 }
 
 /// `PATCH /api/v1/admin/events/{event_id}`: only the fields given change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEvent {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub venue: Option<String>,
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
+    /// Moves the queue's opening too.
+    #[schema(format = DateTime)]
     pub sale_opens_at: Option<String>,
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub id: String,
+    pub name: String,
+    pub venue: String,
+    #[schema(format = DateTime)]
+    pub starts_at: String,
+    #[schema(format = DateTime)]
+    pub sale_opens_at: String,
+    pub seat_count: i64,
+}
+
+/// `GET /api/v1/events`: every event, soonest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// Whether a seat can be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Reserved,
+}
+
+/// One seat and its status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeatView {
+    /// `{section}-{row}-{number}`
+    pub seat_id: String,
+    pub section: String,
+    pub row: String,
+    pub number: i32,
+    pub price_tier: String,
+    pub status: SeatStatus,
+}
+
+/// `GET /api/v1/events/{event_id}/seats`: front rows first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeatList {
+    pub seats: Vec<SeatView>,
 }
 
 /// A validated seat.
@@ -84,29 +154,32 @@ pub fn row_label(mut i: usize) -> String {
     String::from_utf8(label).unwrap_or_default()
 }
 
-fn text(name: &str, v: &str, max: usize) -> Result<String, String> {
+fn text(name: &str, v: &str, max: usize) -> Result<String, Invalid> {
     let t = v.trim();
     if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-        return Err(format!("{name} must be 1-{max} printable characters"));
+        return Err(Invalid(format!(
+            "{name} must be 1-{max} printable characters"
+        )));
     }
     Ok(t.to_string())
 }
 
-fn token_part(name: &str, v: &str, max: usize) -> Result<String, String> {
+fn token_part(name: &str, v: &str, max: usize) -> Result<String, Invalid> {
     let ok = !v.is_empty()
         && v.len() <= max
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if ok {
         Ok(v.to_string())
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "{name} must be 1-{max} characters of [A-Za-z0-9_], got `{v}`"
-        ))
+        )))
     }
 }
 
-fn timestamp(name: &str, v: &str) -> Result<i64, String> {
-    parse_rfc3339_ms(v).ok_or_else(|| format!("{name} must be an RFC 3339 timestamp, got `{v}`"))
+fn timestamp(name: &str, v: &str) -> Result<i64, Invalid> {
+    parse_rfc3339_ms(v)
+        .ok_or_else(|| Invalid(format!("{name} must be an RFC 3339 timestamp, got `{v}`")))
 }
 
 /// A validated new event.
@@ -121,17 +194,23 @@ pub struct NewEvent {
 }
 
 impl CreateEvent {
-    pub fn validate(self) -> Result<NewEvent, String> {
-        let id = EventId::parse(&self.id).ok_or("id must be 1-64 characters of [a-z0-9-]")?;
+    pub fn validate(self) -> Result<NewEvent, Invalid> {
+        let invalid = |m: &str| Invalid(m.to_string());
+        let id = EventId::parse(&self.id)
+            .ok_or_else(|| invalid("id must be 1-64 characters of [a-z0-9-]"))?;
         let seats = match (self.seat_map, self.seats) {
-            (Some(_), Some(_)) => return Err("give seat_map or seats, not both".into()),
-            (None, None) => return Err("give seat_map or seats".into()),
+            (Some(_), Some(_)) => return Err(invalid("give seat_map or seats, not both")),
+            (None, None) => return Err(invalid("give seat_map or seats")),
             (Some(map), None) => {
                 if !(1..=702).contains(&map.rows) || !(1..=1000).contains(&map.seats_per_row) {
-                    return Err("seat_map needs 1-702 rows and 1-1000 seats_per_row".into());
+                    return Err(invalid(
+                        "seat_map needs 1-702 rows and 1-1000 seats_per_row",
+                    ));
                 }
                 if (map.rows * map.seats_per_row) as usize > MAX_SEATS {
-                    return Err(format!("an event may have at most {MAX_SEATS} seats"));
+                    return Err(Invalid(format!(
+                        "an event may have at most {MAX_SEATS} seats"
+                    )));
                 }
                 (0..map.rows as usize)
                     .flat_map(|r| {
@@ -147,7 +226,7 @@ impl CreateEvent {
             }
             (None, Some(list)) => {
                 if list.is_empty() || list.len() > MAX_SEATS {
-                    return Err(format!("seats must hold 1-{MAX_SEATS} seats"));
+                    return Err(Invalid(format!("seats must hold 1-{MAX_SEATS} seats")));
                 }
                 let mut ranks: Vec<String> = Vec::new();
                 let mut seats = Vec::with_capacity(list.len());
@@ -155,7 +234,10 @@ impl CreateEvent {
                     let section = token_part("section", &s.section, 32)?;
                     let row = token_part("row", &s.row, 16)?;
                     if !(1..=100_000).contains(&s.number) {
-                        return Err(format!("seat number must be 1-100000, got {}", s.number));
+                        return Err(Invalid(format!(
+                            "seat number must be 1-100000, got {}",
+                            s.number
+                        )));
                     }
                     let rank = match ranks.iter().position(|r| *r == row) {
                         Some(i) => i,
@@ -175,7 +257,7 @@ impl CreateEvent {
                 let mut ids: Vec<String> = seats.iter().map(Seat::id).collect();
                 ids.sort_unstable();
                 if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-                    return Err(format!("seat {} is listed twice", w[0]));
+                    return Err(Invalid(format!("seat {} is listed twice", w[0])));
                 }
                 seats
             }
@@ -200,17 +282,17 @@ pub fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn event_json(row: &sqlx::mysql::MySqlRow) -> Result<Value, sqlx::Error> {
+fn event_from_row(row: &sqlx::mysql::MySqlRow) -> Result<Event, sqlx::Error> {
     let starts: OffsetDateTime = row.try_get("starts_at")?;
     let opens: OffsetDateTime = row.try_get("sale_opens_at")?;
-    Ok(json!({
-        "id": row.try_get::<String, _>("id")?,
-        "name": row.try_get::<String, _>("name")?,
-        "venue": row.try_get::<String, _>("venue")?,
-        "starts_at": format_ms(to_ms(starts)),
-        "sale_opens_at": format_ms(to_ms(opens)),
-        "seat_count": row.try_get::<i64, _>("seat_count")?,
-    }))
+    Ok(Event {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        venue: row.try_get("venue")?,
+        starts_at: format_ms(to_ms(starts)),
+        sale_opens_at: format_ms(to_ms(opens)),
+        seat_count: row.try_get("seat_count")?,
+    })
 }
 
 /// The columns of an event as the API shows it (a macro, so that queries
@@ -233,7 +315,7 @@ impl Booking {
 
     /// Creates the event, its seats and (unless one exists) its queue with
     /// default settings opening at `sale_opens_at`.
-    pub async fn create_event(&self, e: NewEvent) -> Result<Value, BookingError> {
+    pub async fn create_event(&self, e: NewEvent) -> Result<Event, BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, created_at, updated_at) \
@@ -271,7 +353,7 @@ impl Booking {
                 .map_err(BookingError::from)
             {
                 Err(err) if err.is_duplicate() => {
-                    return Err(BookingError::Invalid("a seat is listed twice".into()))
+                    return Err(Invalid("a seat is listed twice".into()).into())
                 }
                 other => other?,
             };
@@ -301,31 +383,27 @@ impl Booking {
         Ok(())
     }
 
-    pub async fn patch_event(&self, event: &EventId, p: PatchEvent) -> Result<Value, BookingError> {
+    pub async fn patch_event(&self, event: &EventId, p: PatchEvent) -> Result<Event, BookingError> {
         let name = p
             .name
             .as_deref()
             .map(|v| text("name", v, 200))
-            .transpose()
-            .map_err(BookingError::Invalid)?;
+            .transpose()?;
         let venue = p
             .venue
             .as_deref()
             .map(|v| text("venue", v, 200))
-            .transpose()
-            .map_err(BookingError::Invalid)?;
+            .transpose()?;
         let starts = p
             .starts_at
             .as_deref()
             .map(|v| timestamp("starts_at", v))
-            .transpose()
-            .map_err(BookingError::Invalid)?;
+            .transpose()?;
         let opens = p
             .sale_opens_at
             .as_deref()
             .map(|v| timestamp("sale_opens_at", v))
-            .transpose()
-            .map_err(BookingError::Invalid)?;
+            .transpose()?;
         let result = sqlx::query(
             "UPDATE events SET name = COALESCE(?, name), venue = COALESCE(?, venue), \
              starts_at = COALESCE(?, starts_at), sale_opens_at = COALESCE(?, sale_opens_at), \
@@ -391,17 +469,17 @@ impl Booking {
         &self,
         pool: &sqlx::MySqlPool,
         event: &EventId,
-    ) -> Result<Value, BookingError> {
+    ) -> Result<Event, BookingError> {
         let row = sqlx::query(concat!(event_select!(), "WHERE e.id = ?"))
             .bind(event.as_str())
             .fetch_optional(pool)
             .await?
             .ok_or(BookingError::EventNotFound)?;
-        Ok(event_json(&row)?)
+        Ok(event_from_row(&row)?)
     }
 
     /// One event, from the cache or the reader.
-    pub async fn event(&self, event: &EventId) -> Result<Value, BookingError> {
+    pub async fn event(&self, event: &EventId) -> Result<Event, BookingError> {
         let key = event_cache_key(&self.prefix, event);
         if let Some(v) = self
             .cache_get(&key)
@@ -411,12 +489,14 @@ impl Booking {
             return Ok(v);
         }
         let v = self.event_from(&self.db.reader, event).await?;
-        self.cache_put(&key, &v.to_string(), EVENT_CACHE_TTL).await;
+        if let Ok(text) = serde_json::to_string(&v) {
+            self.cache_put(&key, &text, EVENT_CACHE_TTL).await;
+        }
         Ok(v)
     }
 
     /// Every event, soonest first, from the cache or the reader.
-    pub async fn events(&self) -> Result<Value, BookingError> {
+    pub async fn events(&self) -> Result<EventList, BookingError> {
         let key = events_cache_key(&self.prefix);
         if let Some(v) = self
             .cache_get(&key)
@@ -431,9 +511,14 @@ impl Booking {
         ))
         .fetch_all(&self.db.reader)
         .await?;
-        let events = rows.iter().map(event_json).collect::<Result<Vec<_>, _>>()?;
-        let v = json!({ "events": events });
-        self.cache_put(&key, &v.to_string(), EVENT_CACHE_TTL).await;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let v = EventList { events };
+        if let Ok(text) = serde_json::to_string(&v) {
+            self.cache_put(&key, &text, EVENT_CACHE_TTL).await;
+        }
         Ok(v)
     }
 
@@ -450,7 +535,8 @@ impl Booking {
         if let Some(s) = self.cache_get(&key).await {
             return Ok(s);
         }
-        let body = self.seats_from(&self.db.reader, event).await?.to_string();
+        let seats = self.seats_from(&self.db.reader, event).await?;
+        let body = serde_json::to_string(&seats)?;
         self.cache_put(&key, &body, SEATS_CACHE_TTL).await;
         Ok(body)
     }
@@ -459,7 +545,7 @@ impl Booking {
         &self,
         pool: &sqlx::MySqlPool,
         event: &EventId,
-    ) -> Result<Value, BookingError> {
+    ) -> Result<SeatList, BookingError> {
         self.ensure_event(pool, event).await?;
         let rows = sqlx::query(
             "SELECT s.seat_id, s.section, s.row_label, s.number, s.price_tier, \
@@ -474,20 +560,20 @@ impl Booking {
         let mut seats = Vec::with_capacity(rows.len());
         for r in &rows {
             let status = match r.try_get::<i64, _>("claim")? {
-                2 => "reserved",
-                1 => "held",
-                _ => "available",
+                2 => SeatStatus::Reserved,
+                1 => SeatStatus::Held,
+                _ => SeatStatus::Available,
             };
-            seats.push(json!({
-                "seat_id": r.try_get::<String, _>("seat_id")?,
-                "section": r.try_get::<String, _>("section")?,
-                "row": r.try_get::<String, _>("row_label")?,
-                "number": r.try_get::<i32, _>("number")?,
-                "price_tier": r.try_get::<String, _>("price_tier")?,
-                "status": status,
-            }));
+            seats.push(SeatView {
+                seat_id: r.try_get("seat_id")?,
+                section: r.try_get("section")?,
+                row: r.try_get("row_label")?,
+                number: r.try_get("number")?,
+                price_tier: r.try_get("price_tier")?,
+                status,
+            });
         }
-        Ok(json!({ "seats": seats }))
+        Ok(SeatList { seats })
     }
 
     /// `EventNotFound` unless the event exists.
@@ -526,6 +612,8 @@ mod tests {
         assert_eq!(row_label(701), "ZZ");
     }
 
+    use serde_json::{json, Value};
+
     fn create(extra: Value) -> Result<NewEvent, String> {
         let mut body = json!({
             "id": "film-1", "name": "Premiere", "venue": "Hall 1",
@@ -537,6 +625,7 @@ mod tests {
         serde_json::from_value::<CreateEvent>(body)
             .map_err(|e| e.to_string())?
             .validate()
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -30,14 +30,47 @@ pub struct DatabaseSettings {
     pub timeout: Duration,
 }
 
-fn options(url: &str, var: &str) -> Result<MySqlConnectOptions, String> {
+/// A database URL the pools cannot use (shown with its password hidden).
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error("{var}: `{url}` must start with mysql://")]
+    Scheme { var: &'static str, url: String },
+    #[error("{var} {url}: {source}")]
+    Invalid {
+        var: &'static str,
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Why `admission migrate` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Url(#[from] DatabaseUrlError),
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+fn options(url: &str, var: &'static str) -> Result<MySqlConnectOptions, DatabaseUrlError> {
     if !url.starts_with("mysql://") && !url.starts_with("mariadb://") {
-        return Err(format!(
-            "{var}: `{}` must start with mysql://",
-            redact_url(url)
-        ));
+        return Err(DatabaseUrlError::Scheme {
+            var,
+            url: redact_url(url),
+        });
     }
-    MySqlConnectOptions::from_str(url).map_err(|e| format!("{var} {}: {e}", redact_url(url)))
+    MySqlConnectOptions::from_str(url).map_err(|source| DatabaseUrlError::Invalid {
+        var,
+        url: redact_url(url),
+        source,
+    })
 }
 
 fn pool(options: MySqlConnectOptions, size: u32, timeout: Duration) -> MySqlPool {
@@ -66,7 +99,7 @@ fn pool(options: MySqlConnectOptions, size: u32, timeout: Duration) -> MySqlPool
 impl Database {
     /// Builds both pools without connecting: the service starts while the
     /// database is down and connects when it is back.
-    pub fn connect(s: &DatabaseSettings) -> Result<Database, String> {
+    pub fn connect(s: &DatabaseSettings) -> Result<Database, DatabaseUrlError> {
         let writer = pool(options(&s.url, "DATABASE_URL")?, s.pool_size, s.timeout);
         let reader = match &s.read_url {
             Some(url) => pool(
@@ -93,14 +126,17 @@ pub struct MigrationReport {
 }
 
 /// Applies every pending migration, printing one line per migration.
-pub async fn migrate(url: &str, timeout: Duration) -> Result<MigrationReport, String> {
+pub async fn migrate(url: &str, timeout: Duration) -> Result<MigrationReport, MigrateError> {
     let options = options(url, "DATABASE_URL")?;
     let pool = MySqlPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(timeout)
         .connect_with(options)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact_url(url)))?;
+        .map_err(|source| MigrateError::Connect {
+            url: redact_url(url),
+            source,
+        })?;
     let applied_before: Vec<i64> =
         match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = 1")
             .fetch_all(&pool)
@@ -120,10 +156,7 @@ pub async fn migrate(url: &str, timeout: Duration) -> Result<MigrationReport, St
     for m in &pending {
         eprintln!("migrate: applying {m}");
     }
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| format!("migration failed: {e}"))?;
+    MIGRATOR.run(&pool).await?;
     pool.close().await;
     Ok(MigrationReport {
         already: MIGRATOR.iter().count() - pending.len(),

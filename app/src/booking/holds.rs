@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::{MySql, QueryBuilder, Row};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::catalog::to_ms;
 use super::{new_id, Booking, BookingError};
@@ -17,25 +17,34 @@ use crate::clock::format_ms;
 use crate::queue::EventId;
 
 /// `POST /api/v1/events/{event_id}/holds`: seats by id, or a quantity of the
-/// best seats together.
-#[derive(Debug, Deserialize)]
+/// best seats together (exactly one of the two). A ticket may hold and
+/// reserve at most `MAX_SEATS_PER_TICKET` seats of an event (the document
+/// served by the API gives this service's figure as the maximum below).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
+    #[schema(value_type = Option<Vec<SeatId>>, min_items = 1, max_items = 8)]
     pub seat_ids: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 8)]
     pub quantity: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A seat id, `{section}-{row}-{number}` (in the document only: requests
+/// carry plain strings, checked by [`is_seat_id`]).
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]{1,100}$")]
+#[allow(dead_code)]
+pub struct SeatId(String);
+
+/// Seats held for a while, to be confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Hold {
     pub hold_id: String,
     pub seat_ids: Vec<String>,
+    /// When the seats are free again unless the hold is confirmed.
+    #[serde(rename = "expires_at", serialize_with = "crate::clock::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at_ms: i64,
-}
-
-impl Hold {
-    pub fn to_json(&self) -> Value {
-        json!({"hold_id": self.hold_id, "seat_ids": self.seat_ids, "expires_at": format_ms(self.expires_at_ms)})
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,19 +58,54 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "reservation_id": self.reservation_id,
-            "event_id": self.event_id,
-            "seat_ids": self.seat_ids,
-            "created_at": format_ms(self.created_at_ms),
-            "status": if self.cancelled_at_ms.is_some() { "cancelled" } else { "confirmed" },
-        });
-        if let Some(at) = self.cancelled_at_ms {
-            v["cancelled_at"] = json!(format_ms(at));
+    /// As the API shows it: with its status on reads, without on confirm.
+    pub fn to_body(&self, with_status: bool) -> ReservationBody {
+        let status = if self.cancelled_at_ms.is_some() {
+            ReservationStatus::Cancelled
+        } else {
+            ReservationStatus::Confirmed
+        };
+        ReservationBody {
+            reservation_id: self.reservation_id.clone(),
+            event_id: self.event_id.clone(),
+            seat_ids: self.seat_ids.clone(),
+            created_at: format_ms(self.created_at_ms),
+            status: with_status.then_some(status),
+            cancelled_at: self.cancelled_at_ms.map(format_ms),
         }
-        v
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    Confirmed,
+    Cancelled,
+}
+
+/// A reservation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Reservation)]
+pub struct ReservationBody {
+    pub reservation_id: String,
+    pub event_id: String,
+    pub seat_ids: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// On reads (not on confirm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub status: Option<ReservationStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub cancelled_at: Option<String>,
+}
+
+/// `GET /api/v1/events/{event_id}/reservations`
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReservationList)]
+pub struct ReservationListBody {
+    pub reservations: Vec<ReservationBody>,
 }
 
 /// Who is asking: an admin, or the fan holding an admission ticket.
@@ -98,7 +142,7 @@ enum By {
     Hold,
 }
 
-fn is_seat_id(s: &str) -> bool {
+pub fn is_seat_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && s.bytes()

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod db;
 pub mod holds;
+pub mod keys;
 pub mod sweeper;
 
 use std::collections::HashMap;
@@ -49,6 +50,14 @@ pub enum BookingError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Cache(#[from] StoreError),
+    #[error("could not encode a response: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<crate::Invalid> for BookingError {
+    fn from(e: crate::Invalid) -> Self {
+        BookingError::Invalid(e.0)
+    }
 }
 
 impl BookingError {

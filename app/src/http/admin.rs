@@ -2,45 +2,66 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde_json::Value;
 
-use super::error::{AppError, JsonBody, QueuePath};
-use super::middleware::Admin;
+use super::error::AppError;
+use super::extract::{Admin, JsonBody, QueuePath};
+use super::openapi::{errors, EventParam};
 use super::AppState;
-use crate::queue::config::QueueConfigRequest;
+use crate::queue::config::{QueueConfigBody, QueueConfigRequest};
 use crate::queue::QueueError;
 
-/// `PUT /api/v1/admin/events/{event_id}/queue`: replaces the whole
-/// configuration (omitted fields take their defaults), creating the queue or
-/// changing it live. Every change is logged with what changed.
+errors!(PutQueueErrors: InvalidRequest, Unauthorized, PayloadTooLarge, ValidationFailed, Unavailable);
+errors!(GetQueueErrors: InvalidRequest, Unauthorized, EventNotFound, Unavailable);
+
+/// Replace the queue configuration (omitted fields take their defaults);
+/// creates the queue or updates it live.
+///
+/// Every change is logged with what changed.
+#[utoipa::path(
+    put, path = "/api/v1/admin/events/{event_id}/queue", operation_id = "putQueueConfig", tag = "admin",
+    params(EventParam),
+    request_body = QueueConfigRequest,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The stored configuration.", body = QueueConfigBody),
+        PutQueueErrors,
+    )
+)]
 pub async fn put_queue(
     State(state): State<AppState>,
     _: Admin,
     path: QueuePath,
     JsonBody(body): JsonBody<QueueConfigRequest>,
-) -> Result<Json<Value>, AppError> {
-    let config = body
-        .validate(!state.identity_keys.is_empty())
-        .map_err(AppError::validation_failed)?;
+) -> Result<Json<QueueConfigBody>, AppError> {
+    let config = body.validate(!state.identity_keys.is_empty())?;
     let before = state.queue.configure(&path.event, &config).await?;
     tracing::info!(
         event = %path.event,
         change = %config.diff(before.as_ref()),
         "queue configuration changed"
     );
-    Ok(Json(config.to_json(path.event.as_str())))
+    Ok(Json(config.to_body(path.event.as_str())))
 }
 
-/// `GET /api/v1/admin/events/{event_id}/queue`: the stored configuration.
+/// The stored queue configuration.
+#[utoipa::path(
+    get, path = "/api/v1/admin/events/{event_id}/queue", operation_id = "getQueueConfig", tag = "admin",
+    params(EventParam),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The stored configuration.", body = QueueConfigBody),
+        GetQueueErrors,
+    )
+)]
 pub async fn get_queue(
     State(state): State<AppState>,
     _: Admin,
     path: QueuePath,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<QueueConfigBody>, AppError> {
     let config = state
         .queue
         .config(&path.event)
         .await?
         .ok_or(QueueError::EventNotFound)?;
-    Ok(Json(config.to_json(path.event.as_str())))
+    Ok(Json(config.to_body(path.event.as_str())))
 }

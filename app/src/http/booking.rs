@@ -1,63 +1,60 @@
 //! Catalog and booking routes. Holds and reservations need an admission
 //! token (the fan's) and an admitted session; admin routes need ADMIN_TOKEN.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
-use super::error::{AppError, JsonBody, QueuePath};
-use super::middleware::{bearer, require_admin, Admin};
+use super::error::{AppError, ErrorCode};
+use super::extract::{Admin, Bookings, Fan, IdPath, JsonBody, QueuePath};
+use super::openapi::{errors, EventParam, HoldParam, ReservationParam};
 use super::AppState;
-use crate::booking::catalog::{CreateEvent, PatchEvent};
-use crate::booking::holds::{Caller, HoldRequest};
-use crate::booking::{Booking, BookingError};
-use crate::clock::now_ms;
+use crate::booking::catalog::{CreateEvent, Event, EventList, PatchEvent, SeatList};
+use crate::booking::holds::{Caller, Hold, HoldRequest, ReservationBody, ReservationListBody};
+use crate::booking::BookingError;
 use crate::queue::{EventId, TicketState};
 use crate::token::AdmissionClaims;
 
 impl From<BookingError> for AppError {
     fn from(e: BookingError) -> Self {
+        use ErrorCode::*;
         match e {
             BookingError::Disabled => AppError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "booking_disabled",
-                message: "this service runs the waiting room only; booking is not enabled".into(),
                 // Not a passing outage: retrying soon will not help.
                 retry_after: Some(3600),
+                ..AppError::new(
+                    BookingDisabled,
+                    "this service runs the waiting room only; booking is not enabled",
+                )
             },
             BookingError::Database(_) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::unavailable(2, "the booking database is unavailable; try again shortly")
             }
-            BookingError::Database(_) => {
+            BookingError::Database(_) | BookingError::Encode(_) => {
                 tracing::error!(error = %e, "database error");
                 AppError::internal()
             }
-            BookingError::EventNotFound => AppError::not_found("event_not_found", "no such event"),
+            BookingError::EventNotFound => AppError::new(EventNotFound, "no such event"),
             BookingError::EventExists => {
-                AppError::conflict("event_exists", "an event with this id already exists")
+                AppError::new(EventExists, "an event with this id already exists")
             }
-            BookingError::EventHasReservations => AppError::conflict(
-                "has_reservations",
+            BookingError::EventHasReservations => AppError::new(
+                HasReservations,
                 "the event has reservations and cannot be deleted",
             ),
-            BookingError::SeatUnavailable => AppError::conflict(
-                "seat_unavailable",
+            BookingError::SeatUnavailable => AppError::new(
+                SeatUnavailable,
                 "one or more of those seats are not available; nothing was held",
             ),
             BookingError::Invalid(msg) => AppError::validation_failed(msg),
-            BookingError::NotFound(what) => {
-                AppError::not_found("not_found", format!("no such {what}"))
-            }
+            BookingError::NotFound(what) => AppError::not_found(format!("no such {what}")),
             BookingError::HoldExpired => {
                 AppError::gone("the hold has expired; its seats are free again")
             }
             BookingError::HoldConfirmed => {
-                AppError::conflict("hold_confirmed", "the hold is already confirmed")
+                AppError::new(HoldConfirmed, "the hold is already confirmed")
             }
             BookingError::ReservationCancelled => {
                 AppError::gone("this hold's reservation was cancelled; its seats are free again")
@@ -69,71 +66,6 @@ impl From<BookingError> for AppError {
             BookingError::Queue(q) => q.into(),
             BookingError::Cache(s) => s.into(),
         }
-    }
-}
-
-fn booking(state: &AppState) -> Result<&Arc<Booking>, AppError> {
-    state
-        .booking
-        .as_ref()
-        .ok_or_else(|| BookingError::Disabled.into())
-}
-
-/// The booking service, or 503 `booking_disabled` before the body is read.
-pub struct Bookings(pub Arc<Booking>);
-
-impl axum::extract::FromRequestParts<AppState> for Bookings {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        _parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        booking(state).map(|b| Bookings(b.clone()))
-    }
-}
-
-/// The admission token of the request: 401 when missing, malformed, forged
-/// or past its `exp`.
-fn admission(state: &AppState, headers: &HeaderMap) -> Result<AdmissionClaims, AppError> {
-    let token = bearer(headers)
-        .ok_or_else(|| AppError::unauthorized("missing Authorization: Bearer <admission token>"))?;
-    state
-        .admission_keys
-        .verify(token, now_ms() / 1000)
-        .map_err(|e| AppError::unauthorized(format!("admission token: {e}")))
-}
-
-/// The claims of a valid admission token, checked before the body is read.
-pub struct Fan(pub AdmissionClaims);
-
-impl axum::extract::FromRequestParts<AppState> for Fan {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        admission(state, &parts.headers).map(Fan)
-    }
-}
-
-/// An admin (by ADMIN_TOKEN) or the fan of an admission token.
-impl axum::extract::FromRequestParts<AppState> for Caller {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if require_admin(&parts.headers, &state.admin_tokens).is_ok() {
-            return Ok(Caller::Admin);
-        }
-        let claims = admission(state, &parts.headers)?;
-        Ok(Caller::Fan {
-            event: claims.event_id,
-            ticket: claims.ticket,
-        })
     }
 }
 
@@ -165,55 +97,77 @@ async fn require_admitted(
     }
 }
 
-/// The `{hold_id}` or `{reservation_id}` of a path: a 22-character id, or
-/// a 400 in the API's error shape.
-pub struct IdPath(pub String);
+errors!(CreateEventErrors: InvalidRequest, Unauthorized, EventExists, PayloadTooLarge,
+    ValidationFailed, Unavailable, BookingDisabled);
+errors!(PatchEventErrors: InvalidRequest, Unauthorized, EventNotFound, PayloadTooLarge,
+    ValidationFailed, Unavailable, BookingDisabled);
+errors!(DeleteEventErrors: InvalidRequest, Unauthorized, EventNotFound, HasReservations,
+    Unavailable, BookingDisabled);
+errors!(ListErrors: Unavailable, BookingDisabled);
+errors!(EventErrors: InvalidRequest, EventNotFound, Unavailable, BookingDisabled);
+errors!(HoldErrors: InvalidRequest, Unauthorized, Forbidden, EventNotFound, SeatUnavailable,
+    PayloadTooLarge, ValidationFailed, Unavailable, BookingDisabled);
+errors!(ConfirmErrors: InvalidRequest, Unauthorized, Forbidden, EventNotFound, NotFound,
+    HoldConfirmed, Gone, ValidationFailed, Unavailable, BookingDisabled);
+errors!(ReleaseErrors: InvalidRequest, Unauthorized, Forbidden, NotFound, HoldConfirmed,
+    Unavailable, BookingDisabled);
+errors!(ReservationErrors: InvalidRequest, Unauthorized, Forbidden, NotFound, Unavailable,
+    BookingDisabled);
+errors!(MyReservationsErrors: InvalidRequest, Unauthorized, Forbidden, Unavailable,
+    BookingDisabled);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| AppError::invalid_request(format!("bad path: {e}")))?;
-        let (name, raw) = params
-            .into_iter()
-            .next()
-            .ok_or_else(|| AppError::invalid_request("this route needs an id"))?;
-        crate::queue::Ticket::parse(&raw)
-            .map(|t| IdPath(t.as_str().to_string()))
-            .ok_or_else(|| {
-                AppError::invalid_request(format!(
-                    "{name} must be the 22-character id the API returned"
-                ))
-            })
-    }
-}
-/// `POST /api/v1/admin/events`
+/// Create an event with its seats (a seat_map or a list) and its queue
+/// (default settings, opens_at = sale_opens_at).
+#[utoipa::path(
+    post, path = "/api/v1/admin/events", operation_id = "createEvent", tag = "admin",
+    request_body = CreateEvent,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "The event.", body = Event),
+        CreateEventErrors,
+    )
+)]
 pub async fn create_event(
     _: Admin,
     Bookings(booking): Bookings,
     JsonBody(body): JsonBody<CreateEvent>,
 ) -> Result<Response, AppError> {
-    let event = body.validate().map_err(AppError::validation_failed)?;
+    let event = body.validate()?;
     let created = booking.create_event(event).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-/// `PATCH /api/v1/admin/events/{event_id}`
+/// Update an event (and its cached copies; a new sale_opens_at moves the
+/// queue's opens_at).
+#[utoipa::path(
+    patch, path = "/api/v1/admin/events/{event_id}", operation_id = "patchEvent", tag = "admin",
+    params(EventParam),
+    request_body = PatchEvent,
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The event.", body = Event),
+        PatchEventErrors,
+    )
+)]
 pub async fn patch_event(
     _: Admin,
     Bookings(booking): Bookings,
     path: QueuePath,
     JsonBody(body): JsonBody<PatchEvent>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Event>, AppError> {
     Ok(Json(booking.patch_event(&path.event, body).await?))
 }
 
-/// `DELETE /api/v1/admin/events/{event_id}`
+/// Remove an event that has no reservations, with its seats and queue.
+#[utoipa::path(
+    delete, path = "/api/v1/admin/events/{event_id}", operation_id = "deleteEvent", tag = "admin",
+    params(EventParam),
+    security(("admin" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        DeleteEventErrors,
+    )
+)]
 pub async fn delete_event(
     _: Admin,
     Bookings(booking): Bookings,
@@ -223,26 +177,61 @@ pub async fn delete_event(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/events`
-pub async fn list_events(Bookings(booking): Bookings) -> Result<Json<Value>, AppError> {
+/// Every event, soonest first (reader database, cached).
+#[utoipa::path(
+    get, path = "/api/v1/events", operation_id = "listEvents", tag = "catalog",
+    responses(
+        (status = 200, description = "Events.", body = EventList),
+        ListErrors,
+    )
+)]
+pub async fn list_events(Bookings(booking): Bookings) -> Result<Json<EventList>, AppError> {
     Ok(Json(booking.events().await?))
 }
 
-/// `GET /api/v1/events/{event_id}`
+/// One event (reader database, cached).
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}", operation_id = "getEvent", tag = "catalog",
+    params(EventParam),
+    responses(
+        (status = 200, description = "The event.", body = Event),
+        EventErrors,
+    )
+)]
 pub async fn get_event(
     Bookings(booking): Bookings,
     path: QueuePath,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Event>, AppError> {
     Ok(Json(booking.event(&path.event).await?))
 }
 
-/// `GET /api/v1/events/{event_id}/seats`
+/// The seat map with each seat's status (reader database, cache-aside copy
+/// invalidated on every change).
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}/seats", operation_id = "seats", tag = "catalog",
+    params(EventParam),
+    responses(
+        (status = 200, description = "Seats.", body = SeatList),
+        EventErrors,
+    )
+)]
 pub async fn seats(Bookings(booking): Bookings, path: QueuePath) -> Result<Response, AppError> {
     let body = booking.seats(&path.event).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// `POST /api/v1/events/{event_id}/holds`
+/// Hold seats (by id, or a quantity of the best adjacent seats in the
+/// front-most row that has them). Admitted fans only.
+#[utoipa::path(
+    post, path = "/api/v1/events/{event_id}/holds", operation_id = "createHold", tag = "booking",
+    params(EventParam),
+    request_body = HoldRequest,
+    security(("admission" = [])),
+    responses(
+        (status = 201, description = "Held.", body = Hold),
+        HoldErrors,
+    )
+)]
 pub async fn create_hold(
     State(state): State<AppState>,
     Bookings(booking): Bookings,
@@ -253,10 +242,26 @@ pub async fn create_hold(
     same_event(&claims, &path.event)?;
     require_admitted(&state, &path.event, &claims.ticket).await?;
     let hold = booking.hold(&path.event, &claims.ticket, body).await?;
-    Ok((StatusCode::CREATED, Json(hold.to_json())).into_response())
+    Ok((StatusCode::CREATED, Json(hold)).into_response())
 }
 
-/// `POST /api/v1/holds/{hold_id}/confirm`
+/// Confirm a hold. Confirming the same hold again (with or without the
+/// key) returns the same reservation with 200. Ends the fan's admission
+/// session.
+#[utoipa::path(
+    post, path = "/api/v1/holds/{hold_id}/confirm", operation_id = "confirmHold", tag = "booking",
+    params(
+        HoldParam,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 200,
+            description = "Makes a retried confirm safe: the same key for another hold is a 422."),
+    ),
+    security(("admission" = [])),
+    responses(
+        (status = 201, description = "Reserved.", body = ReservationBody),
+        (status = 200, description = "Already reserved: the same reservation.", body = ReservationBody),
+        ConfirmErrors,
+    )
+)]
 pub async fn confirm_hold(
     State(state): State<AppState>,
     Bookings(booking): Bookings,
@@ -290,14 +295,19 @@ pub async fn confirm_hold(
     } else {
         StatusCode::OK
     };
-    let mut body = reservation.to_json();
-    if let Some(o) = body.as_object_mut() {
-        o.remove("status");
-    }
-    Ok((code, Json(body)).into_response())
+    Ok((code, Json(reservation.to_body(false))).into_response())
 }
 
-/// `DELETE /api/v1/holds/{hold_id}`
+/// Release a hold (the fan's token or the admin token).
+#[utoipa::path(
+    delete, path = "/api/v1/holds/{hold_id}", operation_id = "releaseHold", tag = "booking",
+    params(HoldParam),
+    security(("admission" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Released."),
+        ReleaseErrors,
+    )
+)]
 pub async fn release_hold(
     Bookings(booking): Bookings,
     caller: Caller,
@@ -307,16 +317,35 @@ pub async fn release_hold(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/reservations/{reservation_id}`
+/// A reservation (its fan's token or the admin token); read from the writer.
+#[utoipa::path(
+    get, path = "/api/v1/reservations/{reservation_id}", operation_id = "getReservation", tag = "booking",
+    params(ReservationParam),
+    security(("admission" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The reservation.", body = ReservationBody),
+        ReservationErrors,
+    )
+)]
 pub async fn get_reservation(
     Bookings(booking): Bookings,
     caller: Caller,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, AppError> {
-    Ok(Json(booking.reservation(&id, &caller).await?.to_json()))
+) -> Result<Json<ReservationBody>, AppError> {
+    Ok(Json(booking.reservation(&id, &caller).await?.to_body(true)))
 }
 
-/// `DELETE /api/v1/reservations/{reservation_id}`
+/// Cancel a reservation: its seats are free again (and a sold-out queue
+/// reopens).
+#[utoipa::path(
+    delete, path = "/api/v1/reservations/{reservation_id}", operation_id = "cancelReservation", tag = "booking",
+    params(ReservationParam),
+    security(("admission" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Cancelled (or already was)."),
+        ReservationErrors,
+    )
+)]
 pub async fn cancel_reservation(
     Bookings(booking): Bookings,
     caller: Caller,
@@ -326,15 +355,25 @@ pub async fn cancel_reservation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/events/{event_id}/reservations`: the fan's own, until the
-/// token's `exp` (also after the session ended).
+/// The fan's own reservations for the event, also after the session ended
+/// (until the token's exp).
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}/reservations", operation_id = "myReservations", tag = "booking",
+    params(EventParam),
+    security(("admission" = [])),
+    responses(
+        (status = 200, description = "Reservations.", body = ReservationListBody),
+        MyReservationsErrors,
+    )
+)]
 pub async fn my_reservations(
     Bookings(booking): Bookings,
     Fan(claims): Fan,
     path: QueuePath,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ReservationListBody>, AppError> {
     same_event(&claims, &path.event)?;
     let list = booking.reservations_of(&path.event, &claims.ticket).await?;
-    let items: Vec<Value> = list.iter().map(|r| r.to_json()).collect();
-    Ok(Json(json!({ "reservations": items })))
+    Ok(Json(ReservationListBody {
+        reservations: list.iter().map(|r| r.to_body(true)).collect(),
+    }))
 }

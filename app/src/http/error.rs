@@ -1,85 +1,230 @@
-//! The one error type of the HTTP API, and the extractors that turn bad
-//! input into it. Every error is JSON `{"error":{"code","message"}}`.
+//! The one error type of the HTTP API. Every error is JSON
+//! `{"error":{"code","message"}}`; each code has exactly one status, so an
+//! operation's possible errors are a list of codes (see
+//! [`crate::http::openapi`], which documents them from the same enum).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::queue::{EventId, QueueError, Ticket};
+use crate::queue::QueueError;
 use crate::store::StoreError;
 
 /// Bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The body limit of `POST /api/v1/admin/events` (an explicit seat list may
+/// be long: 100,000 seats is about 7 MiB).
+pub const EVENT_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Every error code of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    ValidationFailed,
+    Unauthorized,
+    Forbidden,
+    EventNotFound,
+    TicketNotFound,
+    NotFound,
+    MethodNotAllowed,
+    QueueClosed,
+    SoldOut,
+    SeatUnavailable,
+    EventExists,
+    HasReservations,
+    HoldConfirmed,
+    Gone,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    BookingDisabled,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::EventNotFound,
+        ErrorCode::TicketNotFound,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::QueueClosed,
+        ErrorCode::SoldOut,
+        ErrorCode::SeatUnavailable,
+        ErrorCode::EventExists,
+        ErrorCode::HasReservations,
+        ErrorCode::HoldConfirmed,
+        ErrorCode::Gone,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::BookingDisabled,
+        ErrorCode::Internal,
+    ];
+
+    /// The one status every response with this code has.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => StatusCode::BAD_REQUEST,
+            ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            EventNotFound | TicketNotFound | NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            QueueClosed | SoldOut | SeatUnavailable | EventExists | HasReservations
+            | HoldConfirmed => StatusCode::CONFLICT,
+            Gone => StatusCode::GONE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable | BookingDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => "invalid_request",
+            ValidationFailed => "validation_failed",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            EventNotFound => "event_not_found",
+            TicketNotFound => "ticket_not_found",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            QueueClosed => "queue_closed",
+            SoldOut => "sold_out",
+            SeatUnavailable => "seat_unavailable",
+            EventExists => "event_exists",
+            HasReservations => "has_reservations",
+            HoldConfirmed => "hold_confirmed",
+            Gone => "gone",
+            PayloadTooLarge => "payload_too_large",
+            RateLimited => "rate_limited",
+            Unavailable => "unavailable",
+            BookingDisabled => "booking_disabled",
+            Internal => "internal",
+        }
+    }
+
+    /// Whether answers with this code carry `Retry-After`.
+    pub fn retries(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::BookingDisabled
+        )
+    }
+
+    /// When the API answers with this code (for the OpenAPI document).
+    pub fn meaning(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => "malformed JSON, wrong types, unknown fields or a bad path",
+            ValidationFailed => "well-formed, but a value is out of range",
+            Unauthorized => "no or a wrong bearer token (admin, admission or identity token)",
+            Forbidden => {
+                "a token of another event or ticket, or an admission session that has ended"
+            }
+            EventNotFound => "no such event (or no queue is configured for it)",
+            TicketNotFound => "no such ticket for this event",
+            NotFound => "no such route, hold, reservation or asset",
+            MethodNotAllowed => "the route exists, not with this method",
+            QueueClosed => "the queue is closed to new arrivals",
+            SoldOut => "the event is sold out",
+            SeatUnavailable => "a seat is taken; nothing was held",
+            EventExists => "an event with this id exists",
+            HasReservations => "the event has reservations",
+            HoldConfirmed => "the hold is already a reservation",
+            Gone => "the ticket or hold has expired or ended",
+            PayloadTooLarge => "the body is over the route's limit",
+            RateLimited => "too many joins from this address; retry after the given seconds",
+            Unavailable => "Redis or the database cannot be reached; retry after the given seconds",
+            BookingDisabled => "no database is configured: the service runs the waiting room only",
+            Internal => "a bug on our side; it has been logged",
+        }
+    }
+}
+
+/// `{"error":{"code","message"}}`
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; may change at any time. Programs read `code`.
+    pub message: String,
+}
+
 #[derive(Debug)]
 pub struct AppError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<u64>,
 }
 
 impl AppError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError {
-            status,
             code,
             message: message.into(),
             retry_after: None,
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn validation_failed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            message,
-        )
+        Self::new(ErrorCode::ValidationFailed, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GONE, "gone", message)
+        Self::new(ErrorCode::Gone, message)
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not answer that method",
         )
     }
 
     pub fn payload_too_large() -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
-                "the body is too large (at most {MAX_BODY_BYTES} bytes, 8 MiB for a new event)"
+                "the body is too large (at most {MAX_BODY_BYTES} bytes; \
+                 {EVENT_BODY_BYTES} for a new event)"
             ),
         )
     }
@@ -87,21 +232,20 @@ impl AppError {
     pub fn rate_limited(retry_after: u64, message: impl Into<String>) -> Self {
         AppError {
             retry_after: Some(retry_after.max(1)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            ..Self::new(ErrorCode::RateLimited, message)
         }
     }
 
     pub fn unavailable(retry_after: u64, message: impl Into<String>) -> Self {
         AppError {
             retry_after: Some(retry_after.max(1)),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            ..Self::new(ErrorCode::Unavailable, message)
         }
     }
 
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "something went wrong on our side; it has been logged",
         )
     }
@@ -109,10 +253,14 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        });
-        let mut response = (self.status, Json(body)).into_response();
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -124,12 +272,7 @@ impl IntoResponse for AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        let script_bug = match &e {
-            StoreError::Protocol { .. } => true,
-            StoreError::Redis(r) => r.code() == Some("ERR") && r.to_string().contains("script"),
-            StoreError::Timeout(_) => false,
-        };
-        if script_bug {
+        if e.is_script_bug() {
             tracing::error!(error = %e, "redis script failed");
             AppError::internal()
         } else {
@@ -141,17 +284,18 @@ impl From<StoreError> for AppError {
 
 impl From<QueueError> for AppError {
     fn from(e: QueueError) -> Self {
+        use ErrorCode::*;
         match e {
             QueueError::EventNotFound => {
-                AppError::not_found("event_not_found", "no queue is configured for this event")
+                AppError::new(EventNotFound, "no queue is configured for this event")
             }
             QueueError::TicketNotFound => {
-                AppError::not_found("ticket_not_found", "no such ticket for this event")
+                AppError::new(TicketNotFound, "no such ticket for this event")
             }
             QueueError::QueueClosed => {
-                AppError::conflict("queue_closed", "the queue is closed to new arrivals")
+                AppError::new(QueueClosed, "the queue is closed to new arrivals")
             }
-            QueueError::SoldOut => AppError::conflict("sold_out", "the event is sold out"),
+            QueueError::SoldOut => AppError::new(SoldOut, "the event is sold out"),
             QueueError::IdentityRequired => AppError::unauthorized(
                 "this event requires an identity_token signed by the ticketing site",
             ),
@@ -164,76 +308,9 @@ impl From<QueueError> for AppError {
     }
 }
 
-/// A JSON body: at most [`MAX_BODY_BYTES`], any content type, unknown
-/// fields refused by the target type. Malformed JSON and wrong shapes are
-/// 400; range checks are the handler's (422).
-pub struct JsonBody<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::payload_too_large()
-                } else {
-                    AppError::invalid_request(format!("could not read the body: {e}"))
-                }
-            })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(AppError::invalid_request(
-                "expected a JSON object as the body",
-            ));
-        }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| AppError::invalid_request(format!("invalid JSON body: {e}")))
-    }
-}
-
-/// The `{event_id}` (and `{ticket}`, when the route has one) of a path.
-pub struct QueuePath {
-    pub event: EventId,
-    pub ticket: Option<Ticket>,
-}
-
-impl QueuePath {
-    pub fn ticket(&self) -> Result<&Ticket, AppError> {
-        self.ticket
-            .as_ref()
-            .ok_or_else(|| AppError::invalid_request("this route needs a ticket"))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for QueuePath {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| AppError::invalid_request(format!("bad path: {e}")))?;
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let event = get("event_id").and_then(EventId::parse).ok_or_else(|| {
-            AppError::invalid_request("event_id must be 1-64 characters of [a-z0-9-]")
-        })?;
-        let ticket = match get("ticket") {
-            None => None,
-            Some(raw) => Some(Ticket::parse(raw).ok_or_else(|| {
-                AppError::invalid_request("ticket must be the 22-character id the join returned")
-            })?),
-        };
-        Ok(QueuePath { event, ticket })
+impl From<crate::Invalid> for AppError {
+    fn from(e: crate::Invalid) -> Self {
+        AppError::validation_failed(e.to_string())
     }
 }
 
@@ -257,7 +334,17 @@ mod tests {
     #[test]
     fn store_outages_are_503_with_retry_after() {
         let e: AppError = StoreError::Timeout(std::time::Duration::from_secs(1)).into();
-        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.retry_after, Some(2));
+    }
+
+    #[test]
+    fn codes_serialize_as_their_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.as_str())
+            );
+        }
     }
 }

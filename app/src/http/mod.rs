@@ -1,8 +1,17 @@
 //! The HTTP and WebSocket API.
+//!
+//! - [`api`]: the queue, WebSocket and health bodies (one type per shape).
+//! - [`extract`]: every extractor (path, JSON body, tokens, client address).
+//! - [`error`]: the one error type and the error codes.
+//! - [`openapi`]: the generated document and the error lists of operations.
+//! - [`middleware`]: request ids, access logs, HTTP metrics.
+//! - the routes: [`queue`], [`ws`], [`admin`], [`booking`], [`ops`], [`web`].
 
 pub mod admin;
+pub mod api;
 pub mod booking;
 pub mod error;
+pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -13,20 +22,20 @@ pub mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
-use axum::Router;
+use axum::{Extension, Router};
 use ipnet::IpNet;
 use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::booking::Booking;
 use crate::metrics::Metrics;
 use crate::queue::hub::Hub;
 use crate::queue::Queue;
 use crate::token::{AdmissionKeys, IdentityKeys};
-use error::{AppError, MAX_BODY_BYTES};
-
-/// The body limit of `POST /api/v1/admin/events` (every other body: 16 KiB).
-pub const EVENT_BODY_BYTES: usize = 8 * 1024 * 1024;
+use error::{AppError, ErrorCode, EVENT_BODY_BYTES, MAX_BODY_BYTES};
+use openapi::{Document, Facts};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
@@ -43,71 +52,68 @@ pub struct AppState {
     pub replica: Arc<str>,
     /// Turns true when the service begins to shut down.
     pub shutdown: watch::Receiver<bool>,
+    /// The seats one admission ticket may hold (stated in the document).
+    pub max_seats_per_ticket: u32,
 }
 
-/// Every route. The route templates here are the `route` label of the HTTP
-/// metrics and are listed in the OpenAPI document.
+/// Every route and its documentation, from the handlers' annotations: a
+/// route exists only together with its entry in the document. Each
+/// `routes!` names the handlers of one path.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, create_event) = routes!(booking::create_event);
+    // An explicit seat list may be long: 100,000 seats is about 7 MiB.
+    let create_event = (
+        schemas,
+        paths,
+        create_event.layer(DefaultBodyLimit::max(EVENT_BODY_BYTES)),
+    );
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(queue::join, queue::stats))
+        .routes(routes!(queue::status, queue::leave))
+        .routes(routes!(queue::heartbeat))
+        .routes(routes!(ws::connect))
+        .routes(routes!(admin::put_queue, admin::get_queue))
+        .routes(create_event)
+        .routes(routes!(booking::patch_event, booking::delete_event))
+        .routes(routes!(booking::list_events))
+        .routes(routes!(booking::get_event))
+        .routes(routes!(booking::seats))
+        .routes(routes!(booking::create_hold))
+        .routes(routes!(booking::my_reservations))
+        .routes(routes!(booking::confirm_hold))
+        .routes(routes!(booking::release_hold))
+        .routes(routes!(
+            booking::get_reservation,
+            booking::cancel_reservation
+        ))
+        .routes(routes!(web::home))
+        .routes(routes!(web::event_page))
+        .routes(routes!(web::asset))
+        .routes(routes!(openapi::document))
+        .routes(routes!(ops::jwks))
+        .routes(routes!(ops::live))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+}
+
+/// The document as this service serves it.
+pub fn document(facts: &Facts) -> serde_json::Value {
+    let (_, doc) = documented_routes().split_for_parts();
+    openapi::finish(doc, facts)
+}
+
+/// Every route, with the fallbacks and layers every answer goes through.
+/// The route templates are the `route` label of the HTTP metrics.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route(
-            "/api/v1/events/{event_id}/queue",
-            post(queue::join).get(queue::stats),
-        )
-        .route(
-            "/api/v1/events/{event_id}/queue/{ticket}",
-            get(queue::status).delete(queue::leave),
-        )
-        .route(
-            "/api/v1/events/{event_id}/queue/{ticket}/heartbeat",
-            post(queue::heartbeat),
-        )
-        .route(
-            "/api/v1/events/{event_id}/queue/{ticket}/ws",
-            get(ws::connect),
-        )
-        .route(
-            "/api/v1/admin/events/{event_id}/queue",
-            put(admin::put_queue).get(admin::get_queue),
-        )
-        // An explicit seat list may be long: 100,000 seats is about 7 MiB.
-        .route(
-            "/api/v1/admin/events",
-            post(booking::create_event).layer(DefaultBodyLimit::max(EVENT_BODY_BYTES)),
-        )
-        .route(
-            "/api/v1/admin/events/{event_id}",
-            axum::routing::patch(booking::patch_event).delete(booking::delete_event),
-        )
-        .route("/api/v1/events", get(booking::list_events))
-        .route("/api/v1/events/{event_id}", get(booking::get_event))
-        .route("/api/v1/events/{event_id}/seats", get(booking::seats))
-        .route(
-            "/api/v1/events/{event_id}/holds",
-            post(booking::create_hold),
-        )
-        .route(
-            "/api/v1/events/{event_id}/reservations",
-            get(booking::my_reservations),
-        )
-        .route(
-            "/api/v1/holds/{hold_id}/confirm",
-            post(booking::confirm_hold),
-        )
-        .route("/api/v1/holds/{hold_id}", delete(booking::release_hold))
-        .route(
-            "/api/v1/reservations/{reservation_id}",
-            get(booking::get_reservation).delete(booking::cancel_reservation),
-        )
-        .route("/", get(web::index))
-        .route("/events/{event_id}", get(web::index))
-        .route("/assets/{file}", get(web::asset))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/.well-known/jwks.json", get(ops::jwks))
-        .route("/health/live", get(ops::live))
-        .route("/health/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics));
-    api.fallback(|| async { AppError::not_found("not_found", "no such route") })
+    let (routes, doc) = documented_routes().split_for_parts();
+    let facts = Facts {
+        max_seats_per_ticket: state.max_seats_per_ticket,
+    };
+    let doc = Document(Arc::new(openapi::finish(doc, &facts)));
+    routes
+        .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
+        .layer(Extension(doc))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,
@@ -115,3 +121,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// Error codes that no operation lists: answers of the router itself
+/// (405) or of a bug (500).
+pub const UNLISTED_CODES: [ErrorCode; 2] = [ErrorCode::MethodNotAllowed, ErrorCode::Internal];

@@ -1,563 +1,407 @@
-//! `GET /api/v1/openapi.json`: every route, body, response and error of the
-//! API. A test checks that each route of the router is documented here.
+//! `GET /api/v1/openapi.json`, generated: each handler's `#[utoipa::path]`
+//! names its route, parameters, body and answers; the body types are the
+//! types that make the JSON; each operation's errors are a list of
+//! [`ErrorCode`]s (each code has one status). The router is built from the
+//! same annotations (`utoipa_axum::routes!`), so a route cannot exist
+//! without its documentation. What depends on this service's settings (the
+//! seats one ticket may hold) is written in when the router is built.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use axum::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::{json, Value};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{RefOr, Response as OpenApiResponse};
+use utoipa::{IntoParams, Modify, OpenApi};
 
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    })
-}
+use super::error::{ErrorBody, ErrorCode, EVENT_BODY_BYTES, MAX_BODY_BYTES};
 
-fn retry_error(description: &str) -> Value {
-    let mut r = error_response(description);
-    r["headers"] =
-        json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}});
-    r
-}
+/// Declares the errors an operation answers with, as a type for the
+/// `responses(...)` of its `#[utoipa::path]`.
+macro_rules! errors {
+    ($(#[$doc:meta])* $name:ident: $($code:ident),+ $(,)?) => {
+        $(#[$doc])*
+        pub struct $name;
 
-fn json_response(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
-}
-
-fn event_param() -> Value {
-    json!({"name": "event_id", "in": "path", "required": true,
-        "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"}})
-}
-
-fn ticket_param() -> Value {
-    json!({"name": "ticket", "in": "path", "required": true,
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"}})
-}
-
-fn id_param(name: &str) -> Value {
-    json!({"name": name, "in": "path", "required": true,
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"}})
-}
-
-fn body(schema: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn build() -> Value {
-    let bad = error_response(
-        "`invalid_request`: malformed JSON, wrong types, unknown fields or a bad path.",
-    );
-    let unprocessable =
-        error_response("`validation_failed`: well-formed, but a value is out of range.");
-    let too_large = error_response("`payload_too_large`: the body is over 16 KiB.");
-    let unavailable = retry_error(
-        "`unavailable`: the queue store cannot be reached; retry after the given seconds.",
-    );
-    let event_404 = error_response("`event_not_found`: no queue is configured for this event.");
-    let ticket_404 = error_response("`event_not_found` or `ticket_not_found`.");
-    let unauthorized = error_response("`unauthorized`: no or a wrong bearer token.");
-    let booking_unavailable = retry_error("`booking_disabled` (no database configured: the service runs the waiting room only) or `unavailable` (the database cannot be reached; with Retry-After).");
-    let ticket_responses = |ok: Value| {
-        json!({
-            "200": ok, "400": bad, "404": ticket_404, "503": unavailable
-        })
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                $crate::http::openapi::error_responses(&[
+                    $($crate::http::error::ErrorCode::$code),+
+                ])
+            }
+        }
     };
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Admission (virtual waiting room)",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Admits fans up to a capacity, queues the rest fairly and pushes each one's live position. Timestamps are RFC 3339 in UTC; durations are whole seconds. Fields that do not apply to a state are absent, except `estimated_wait_seconds`, which is null when there is no rate to divide by. Every error is `{\"error\":{\"code\",\"message\"}}`; `Retry-After` accompanies 429 and 503."
-        },
-        "paths": {
-            "/api/v1/events/{event_id}/queue": {
-                "parameters": [event_param()],
-                "post": {
-                    "summary": "Join the queue (or get back the place this identity holds).",
-                    "operationId": "join",
-                    "requestBody": body("JoinRequest"),
-                    "responses": {
-                        "200": json_response("Admitted at once.", "TicketStatus"),
-                        "202": json_response("Queued (or in the pre-queue, with `opens_at`).", "TicketStatus"),
-                        "400": bad, "401": error_response("`unauthorized`: the event requires an identity token, or it is invalid."),
-                        "404": event_404,
-                        "409": error_response("`queue_closed` or `sold_out`: new joins are refused."),
-                        "413": too_large, "422": unprocessable,
-                        "429": retry_error("`rate_limited`: too many joins from this address this minute."),
-                        "503": unavailable
-                    }
-                },
-                "get": {
-                    "summary": "Public statistics of the queue.",
-                    "operationId": "stats",
-                    "responses": {
-                        "200": json_response("Statistics.", "QueueStats"),
-                        "400": bad, "404": event_404, "503": unavailable
-                    }
-                }
-            },
-            "/api/v1/events/{event_id}/queue/{ticket}": {
-                "parameters": [event_param(), ticket_param()],
-                "get": {
-                    "summary": "A ticket's state. A poll counts as presence while queued.",
-                    "operationId": "status",
-                    "responses": ticket_responses(json_response("The ticket's state.", "TicketStatus"))
-                },
-                "delete": {
-                    "summary": "Leave the queue or end the session at once. Idempotent.",
-                    "operationId": "leave",
-                    "responses": {
-                        "204": {"description": "Left (or had already ended)."},
-                        "400": bad, "404": ticket_404, "503": unavailable
-                    }
-                }
-            },
-            "/api/v1/events/{event_id}/queue/{ticket}/heartbeat": {
-                "parameters": [event_param(), ticket_param()],
-                "post": {
-                    "summary": "Keep a place (queued) or a session (admitted) alive.",
-                    "operationId": "heartbeat",
-                    "responses": {
-                        "204": {"description": "Alive."},
-                        "400": bad, "404": ticket_404,
-                        "410": error_response("`gone`: the ticket has expired or left; join again."),
-                        "503": unavailable
-                    }
-                }
-            },
-            "/api/v1/events/{event_id}/queue/{ticket}/ws": {
-                "parameters": [event_param(), ticket_param()],
-                "get": {
-                    "summary": "WebSocket of JSON text messages: `position`, `admitted`, `sold_out`, `message`, `expired` (see the WsMessage schema). An open socket counts as presence.",
-                    "operationId": "websocket",
-                    "responses": {
-                        "101": {"description": "Switching protocols; messages follow the WsMessage schema."},
-                        "400": bad, "404": ticket_404, "503": unavailable
-                    }
-                }
-            },
-            "/api/v1/admin/events/{event_id}/queue": {
-                "parameters": [event_param()],
-                "put": {
-                    "summary": "Replace the queue configuration (omitted fields take their defaults); creates the queue or updates it live.",
-                    "operationId": "putQueueConfig",
-                    "security": [{"admin": []}],
-                    "requestBody": body("QueueConfigRequest"),
-                    "responses": {
-                        "200": json_response("The stored configuration.", "QueueConfig"),
-                        "400": bad, "401": unauthorized, "413": too_large, "422": unprocessable, "503": unavailable
-                    }
-                },
-                "get": {
-                    "summary": "The stored queue configuration.",
-                    "operationId": "getQueueConfig",
-                    "security": [{"admin": []}],
-                    "responses": {
-                        "200": json_response("The stored configuration.", "QueueConfig"),
-                        "400": bad, "401": unauthorized, "404": event_404, "503": unavailable
-                    }
-                }
-            },
-            "/api/v1/admin/events": {
-                "post": {
-                    "summary": "Create an event with its seats (a seat_map or a list) and its queue (default settings, opens_at = sale_opens_at).",
-                    "operationId": "createEvent",
-                    "security": [{"admin": []}],
-                    "requestBody": body("CreateEvent"),
-                    "responses": {
-                        "201": json_response("The event.", "Event"),
-                        "400": bad, "401": unauthorized,
-                        "409": error_response("`event_exists`: an event with this id exists."),
-                        "413": too_large, "422": unprocessable, "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/admin/events/{event_id}": {
-                "parameters": [event_param()],
-                "patch": {
-                    "summary": "Update an event (and its cached copies; a new sale_opens_at moves the queue's opens_at).",
-                    "operationId": "patchEvent",
-                    "security": [{"admin": []}],
-                    "requestBody": body("PatchEvent"),
-                    "responses": {
-                        "200": json_response("The event.", "Event"),
-                        "400": bad, "401": unauthorized, "404": event_404, "422": unprocessable, "503": booking_unavailable
-                    }
-                },
-                "delete": {
-                    "summary": "Remove an event that has no reservations, with its seats and queue.",
-                    "operationId": "deleteEvent",
-                    "security": [{"admin": []}],
-                    "responses": {
-                        "204": {"description": "Removed."},
-                        "400": bad, "401": unauthorized, "404": event_404,
-                        "409": error_response("`has_reservations`: the event has reservations."),
-                        "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/events": {
-                "get": {
-                    "summary": "Every event, soonest first (reader database, cached).",
-                    "operationId": "listEvents",
-                    "responses": {"200": json_response("Events.", "EventList"), "503": booking_unavailable}
-                }
-            },
-            "/api/v1/events/{event_id}": {
-                "parameters": [event_param()],
-                "get": {
-                    "summary": "One event (reader database, cached).",
-                    "operationId": "getEvent",
-                    "responses": {"200": json_response("The event.", "Event"), "400": bad, "404": event_404, "503": booking_unavailable}
-                }
-            },
-            "/api/v1/events/{event_id}/seats": {
-                "parameters": [event_param()],
-                "get": {
-                    "summary": "The seat map with each seat's status (reader database, cache-aside copy invalidated on every change).",
-                    "operationId": "seats",
-                    "responses": {"200": json_response("Seats.", "SeatList"), "400": bad, "404": event_404, "503": booking_unavailable}
-                }
-            },
-            "/api/v1/events/{event_id}/holds": {
-                "parameters": [event_param()],
-                "post": {
-                    "summary": "Hold seats (by id, or a quantity of the best adjacent seats in the front-most row that has them). Admitted fans only.",
-                    "operationId": "createHold",
-                    "security": [{"admission": []}],
-                    "requestBody": body("HoldRequest"),
-                    "responses": {
-                        "201": json_response("Held.", "Hold"),
-                        "400": bad, "401": error_response("`unauthorized`: no, malformed, forged or expired admission token."),
-                        "403": error_response("`forbidden`: a token of another event, or the admission session has ended."),
-                        "404": event_404,
-                        "409": error_response("`seat_unavailable`: a seat is taken; nothing was held."),
-                        "413": too_large, "422": unprocessable, "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/events/{event_id}/reservations": {
-                "parameters": [event_param()],
-                "get": {
-                    "summary": "The fan's own reservations for the event, also after the session ended (until the token's exp).",
-                    "operationId": "myReservations",
-                    "security": [{"admission": []}],
-                    "responses": {
-                        "200": json_response("Reservations.", "ReservationList"),
-                        "401": unauthorized, "403": error_response("`forbidden`: a token of another event."), "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/holds/{hold_id}/confirm": {
-                "parameters": [id_param("hold_id"), {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 200}}],
-                "post": {
-                    "summary": "Confirm a hold. Confirming the same hold again (with or without the key) returns the same reservation with 200. Ends the fan's admission session.",
-                    "operationId": "confirmHold",
-                    "security": [{"admission": []}],
-                    "responses": {
-                        "201": json_response("Reserved.", "Reservation"),
-                        "200": json_response("Already reserved: the same reservation.", "Reservation"),
-                        "400": bad, "401": unauthorized,
-                        "403": error_response("`forbidden`: another fan's hold, or the admission session has ended."),
-                        "404": error_response("`not_found`: no such hold."),
-                        "410": error_response("`gone`: the hold expired; its seats are free again."),
-                        "422": error_response("`validation_failed`: the Idempotency-Key was used for another hold."),
-                        "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/holds/{hold_id}": {
-                "parameters": [id_param("hold_id")],
-                "delete": {
-                    "summary": "Release a hold (the fan's token or the admin token).",
-                    "operationId": "releaseHold",
-                    "security": [{"admission": []}, {"admin": []}],
-                    "responses": {
-                        "204": {"description": "Released."},
-                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's hold."),
-                        "404": error_response("`not_found`: no such hold."),
-                        "409": error_response("`hold_confirmed`: the hold is already a reservation."),
-                        "503": booking_unavailable
-                    }
-                }
-            },
-            "/api/v1/reservations/{reservation_id}": {
-                "parameters": [id_param("reservation_id")],
-                "get": {
-                    "summary": "A reservation (its fan's token or the admin token); read from the writer.",
-                    "operationId": "getReservation",
-                    "security": [{"admission": []}, {"admin": []}],
-                    "responses": {
-                        "200": json_response("The reservation.", "Reservation"),
-                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's reservation."),
-                        "404": error_response("`not_found`: no such reservation."), "503": booking_unavailable
-                    }
-                },
-                "delete": {
-                    "summary": "Cancel a reservation: its seats are free again (and a sold-out queue reopens).",
-                    "operationId": "cancelReservation",
-                    "security": [{"admission": []}, {"admin": []}],
-                    "responses": {
-                        "204": {"description": "Cancelled (or already was)."},
-                        "400": bad, "401": unauthorized, "403": error_response("`forbidden`: another fan's reservation."),
-                        "404": error_response("`not_found`: no such reservation."), "503": booking_unavailable
-                    }
-                }
-            },
-            "/": {
-                "get": {
-                    "summary": "The fans' web page: the list of events.",
-                    "operationId": "pageHome",
-                    "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}}
-                }
-            },
-            "/events/{event_id}": {
-                "parameters": [{"name": "event_id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "get": {
-                    "summary": "The fans' web page for one event: join, live position, seats, hold, confirm.",
-                    "operationId": "pageEvent",
-                    "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}}
-                }
-            },
-            "/assets/{file}": {
-                "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["app.js", "style.css"]}}],
-                "get": {
-                    "summary": "The page's script and stylesheet (compiled into the binary).",
-                    "operationId": "asset",
-                    "responses": {"200": {"description": "The file."}, "404": error_response("`not_found`.")}
-                }
-            },
-            "/.well-known/jwks.json": {
-                "get": {
-                    "summary": "Public keys (JWK Set) that verify admission tokens (ES256).",
-                    "operationId": "jwks",
-                    "responses": {"200": {"description": "JWK Set.", "content": {"application/json": {"schema": {"type": "object"}}}}}
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {
-                    "summary": "This document.",
-                    "operationId": "openapi",
-                    "responses": {"200": {"description": "OpenAPI 3 document.", "content": {"application/json": {"schema": {"type": "object"}}}}}
-                }
-            },
-            "/health/live": {
-                "get": {
-                    "summary": "Liveness: the process answers.",
-                    "operationId": "live",
-                    "responses": {"200": json_response("Alive.", "Health")}
-                }
-            },
-            "/health/ready": {
-                "get": {
-                    "summary": "Readiness: 503 only when this replica cannot serve the queue (Redis unreachable); `degraded` when an optional dependency is down.",
-                    "operationId": "ready",
-                    "responses": {
-                        "200": json_response("Ready (`ok` or `degraded`).", "Health"),
-                        "503": json_response("Not ready.", "Health")
-                    }
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics.",
-                    "operationId": "metrics",
-                    "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+}
+pub(crate) use errors;
+
+/// The responses of `codes`, one per status: the error shape with `code`
+/// restricted to the codes of that status, `Retry-After` where it applies.
+pub fn error_responses(codes: &[ErrorCode]) -> BTreeMap<String, RefOr<OpenApiResponse>> {
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for &code in codes {
+        by_status
+            .entry(code.status().as_u16())
+            .or_default()
+            .push(code);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, codes)| {
+            let description = codes
+                .iter()
+                .map(|c| format!("`{}`: {}", c.as_str(), c.meaning()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let names: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+            let mut response = json!({
+                "description": format!("{description}."),
+                "content": {"application/json": {"schema": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Error"},
+                        {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                            "code": {"type": "string", "enum": names}
+                        }}}}
+                    ]
+                }}}
+            });
+            if codes.iter().any(|c| c.retries()) {
+                response["headers"] = json!({"Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "schema": {"type": "integer", "minimum": 1}
+                }});
+            }
+            let response: OpenApiResponse =
+                serde_json::from_value(response).expect("a well-formed response object");
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// `{event_id}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct EventParam {
+    /// The event (also its queue's id).
+    #[param(pattern = "^[a-z0-9-]{1,64}$")]
+    event_id: String,
+}
+
+/// `{event_id}` and `{ticket}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TicketParams {
+    /// The event (also its queue's id).
+    #[param(pattern = "^[a-z0-9-]{1,64}$")]
+    event_id: String,
+    /// The ticket the join returned.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    ticket: String,
+}
+
+/// `{hold_id}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct HoldParam {
+    /// The hold's id, as the hold returned it.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    hold_id: String,
+}
+
+/// `{reservation_id}`
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ReservationParam {
+    /// The reservation's id, as the confirm returned it.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    reservation_id: String,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some("One of ADMIN_TOKEN.".into());
+        components.add_security_scheme("admin", SecurityScheme::Http(admin));
+        let mut admission = Http::new(HttpAuthScheme::Bearer);
+        admission.bearer_format = Some("JWT".into());
+        admission.description =
+            Some("The fan's admission token (ES256; keys at /.well-known/jwks.json).".into());
+        components.add_security_scheme("admission", SecurityScheme::Http(admission));
+    }
+}
+
+/// What the routes do not declare themselves: the title, the conventions,
+/// the security schemes and the schemas no route names as a body.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Admission (virtual waiting room)",
+        description = "Admits fans up to a capacity, queues the rest fairly and pushes each one's live position; admitted fans hold and reserve seats. Timestamps are RFC 3339 in UTC; durations are whole seconds. Fields that do not apply to a state are absent, except `estimated_wait_seconds`, which is null when there is no rate to divide by. Every error is `{\"error\":{\"code\",\"message\"}}`; `Retry-After` accompanies 429 and 503."
+    ),
+    components(schemas(ErrorBody, ErrorCode, super::api::WsMessage, super::web::AssetName)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+/// The finished document, as served.
+#[derive(Clone)]
+pub struct Document(pub Arc<Value>);
+
+/// The settings of this service that the document states.
+pub struct Facts {
+    pub max_seats_per_ticket: u32,
+}
+
+/// Writes this service's figures into the generated document.
+pub fn finish(doc: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
+    let mut v = serde_json::to_value(&doc).unwrap_or_default();
+    v["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let max = facts.max_seats_per_ticket;
+    let hold = &mut v["components"]["schemas"]["HoldRequest"];
+    if hold.is_object() {
+        hold["properties"]["quantity"]["maximum"] = json!(max);
+        hold["properties"]["seat_ids"]["maxItems"] = json!(max);
+        hold["description"] = json!(format!(
+            "Exactly one of seat_ids or quantity; a ticket may hold and reserve at most \
+             {max} seats of an event (MAX_SEATS_PER_TICKET)."
+        ));
+    }
+    if let Some(paths) = v["paths"].as_object_mut() {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut() {
+                if let Some(r) = op.pointer_mut("/responses/413/description") {
+                    *r = json!(format!(
+                        "`payload_too_large`: the body is over {MAX_BODY_BYTES} bytes \
+                         ({EVENT_BODY_BYTES} for a new event)."
+                    ));
                 }
             }
-        },
-        "components": {
-            "securitySchemes": {
-                "admin": {"type": "http", "scheme": "bearer", "description": "One of ADMIN_TOKEN."},
-                "admission": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "The fan's admission token (ES256; keys at /.well-known/jwks.json)."}
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "enum": ["invalid_request", "validation_failed", "unauthorized", "forbidden", "event_not_found", "ticket_not_found", "not_found", "method_not_allowed", "queue_closed", "sold_out", "seat_unavailable", "event_exists", "has_reservations", "hold_confirmed", "gone", "payload_too_large", "rate_limited", "unavailable", "booking_disabled", "internal"]},
-                        "message": {"type": "string"}
-                    }}}
-                },
-                "JoinRequest": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": {
-                        "client_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$", "description": "An unguessable random id made by the fan's browser; never a raw account id. Required unless an identity_token is given."},
-                        "identity_token": {"type": "string", "description": "ES256 JWT signed by the ticketing site (keys in IDENTITY_KEYS) with `sub` (the identity) and `exp`; required when the event has `require_identity`."}
-                    }
-                },
-                "TicketStatus": {
-                    "type": "object", "required": ["ticket", "state"],
-                    "properties": {
-                        "ticket": {"type": "string", "description": "Opaque 128-bit id."},
-                        "state": {"type": "string", "enum": ["queued", "admitted", "sold_out", "expired", "left"]},
-                        "position": {"type": "integer", "minimum": 1, "description": "queued (after opening): 1-based place."},
-                        "estimated_wait_seconds": {"type": "integer", "nullable": true, "description": "queued: ceil(position / measured admission rate); null when the rate is 0."},
-                        "opens_at": {"type": "string", "format": "date-time", "description": "queued in the pre-queue: when the sale opens."},
-                        "token": {"type": "string", "description": "admitted: ES256 JWT with event_id, ticket, iat, exp."},
-                        "expires_at": {"type": "string", "format": "date-time", "description": "admitted: the session's hard end (the token's exp)."},
-                        "message": {"type": "string", "description": "queued or sold_out: the event's notice, when one is set."}
-                    }
-                },
-                "QueueStats": {
-                    "type": "object",
-                    "required": ["event_id", "mode", "queued", "active", "capacity", "admit_per_second", "admitted_total"],
-                    "properties": {
-                        "event_id": {"type": "string"},
-                        "mode": {"$ref": "#/components/schemas/Mode"},
-                        "queued": {"type": "integer"},
-                        "active": {"type": "integer"},
-                        "capacity": {"type": "integer", "description": "Effective capacity (sessions_per_replica x live replicas, capped, when so configured)."},
-                        "admit_per_second": {"type": "integer"},
-                        "admitted_total": {"type": "integer"},
-                        "opens_at": {"type": "string", "format": "date-time"},
-                        "shuffle_seed": {"type": "string", "description": "Hex seed of the last pre-queue draw, to replay it."},
-                        "last_admit_at": {"type": "string", "format": "date-time", "description": "Shows that the admission loop is alive."},
-                        "message": {"type": "string"}
-                    }
-                },
-                "Mode": {"type": "string", "enum": ["fifo", "random", "passthrough", "paused", "closed", "sold_out"]},
-                "QueueConfigRequest": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": {
-                        "capacity": {"type": "integer", "minimum": 0, "maximum": 10000000, "default": 1000},
-                        "sessions_per_replica": {"type": "integer", "minimum": 1, "maximum": 1000000, "description": "Instead of capacity: capacity = this x live replicas."},
-                        "max_capacity": {"type": "integer", "minimum": 1, "maximum": 10000000, "default": 200000},
-                        "admit_per_second": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 100},
-                        "session_timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 60},
-                        "session_max_seconds": {"type": "integer", "minimum": 1, "maximum": 604800, "default": 900},
-                        "queue_idle_timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 60},
-                        "mode": {"$ref": "#/components/schemas/Mode"},
-                        "opens_at": {"type": "string", "format": "date-time", "nullable": true},
-                        "max_joins_per_source_per_minute": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 0},
-                        "message": {"type": "string", "maxLength": 500, "nullable": true},
-                        "require_identity": {"type": "boolean", "default": false}
-                    }
-                },
-                "QueueConfig": {
-                    "type": "object",
-                    "required": ["event_id", "mode", "admit_per_second", "session_timeout_seconds", "session_max_seconds", "queue_idle_timeout_seconds", "max_joins_per_source_per_minute", "require_identity"],
-                    "properties": {
-                        "event_id": {"type": "string"},
-                        "mode": {"$ref": "#/components/schemas/Mode"},
-                        "capacity": {"type": "integer"},
-                        "sessions_per_replica": {"type": "integer"},
-                        "max_capacity": {"type": "integer"},
-                        "admit_per_second": {"type": "integer"},
-                        "session_timeout_seconds": {"type": "integer"},
-                        "session_max_seconds": {"type": "integer"},
-                        "queue_idle_timeout_seconds": {"type": "integer"},
-                        "opens_at": {"type": "string", "format": "date-time"},
-                        "max_joins_per_source_per_minute": {"type": "integer"},
-                        "message": {"type": "string"},
-                        "require_identity": {"type": "boolean"}
-                    }
-                },
-                "WsMessage": {
-                    "type": "object", "required": ["type"],
-                    "properties": {
-                        "type": {"type": "string", "enum": ["position", "admitted", "sold_out", "message", "expired"]},
-                        "position": {"type": "integer"},
-                        "estimated_wait_seconds": {"type": "integer", "nullable": true},
-                        "opens_at": {"type": "string", "format": "date-time"},
-                        "token": {"type": "string"},
-                        "expires_at": {"type": "string", "format": "date-time"},
-                        "text": {"type": "string"}
-                    }
-                },
-                "CreateEvent": {
-                    "type": "object", "additionalProperties": false,
-                    "required": ["id", "name", "venue", "starts_at", "sale_opens_at"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "Also the queue's event_id."},
-                        "name": {"type": "string", "maxLength": 200},
-                        "venue": {"type": "string", "maxLength": 200},
-                        "starts_at": {"type": "string", "format": "date-time"},
-                        "sale_opens_at": {"type": "string", "format": "date-time"},
-                        "seat_map": {"type": "object", "additionalProperties": false, "required": ["rows", "seats_per_row"],
-                            "description": "Section `main`, rows A, B, … and numbers from 1.",
-                            "properties": {"rows": {"type": "integer", "minimum": 1, "maximum": 702}, "seats_per_row": {"type": "integer", "minimum": 1, "maximum": 1000}}},
-                        "seats": {"type": "array", "maxItems": 100000, "description": "Instead of seat_map.", "items": {
-                            "type": "object", "additionalProperties": false, "required": ["section", "row", "number", "price_tier"],
-                            "properties": {
-                                "section": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,32}$"},
-                                "row": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,16}$"},
-                                "number": {"type": "integer", "minimum": 1, "maximum": 100000},
-                                "price_tier": {"type": "string", "maxLength": 32}}}}
-                    }
-                },
-                "PatchEvent": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": {
-                        "name": {"type": "string"}, "venue": {"type": "string"},
-                        "starts_at": {"type": "string", "format": "date-time"},
-                        "sale_opens_at": {"type": "string", "format": "date-time"}
-                    }
-                },
-                "Event": {
-                    "type": "object", "required": ["id", "name", "venue", "starts_at", "sale_opens_at", "seat_count"],
-                    "properties": {
-                        "id": {"type": "string"}, "name": {"type": "string"}, "venue": {"type": "string"},
-                        "starts_at": {"type": "string", "format": "date-time"},
-                        "sale_opens_at": {"type": "string", "format": "date-time"},
-                        "seat_count": {"type": "integer"}
-                    }
-                },
-                "EventList": {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
-                "SeatList": {
-                    "type": "object", "required": ["seats"],
-                    "properties": {"seats": {"type": "array", "items": {
-                        "type": "object", "required": ["seat_id", "section", "row", "number", "price_tier", "status"],
-                        "properties": {
-                            "seat_id": {"type": "string", "description": "`{section}-{row}-{number}`"},
-                            "section": {"type": "string"}, "row": {"type": "string"}, "number": {"type": "integer"},
-                            "price_tier": {"type": "string"},
-                            "status": {"type": "string", "enum": ["available", "held", "reserved"]}}}}}
-                },
-                "HoldRequest": {
-                    "type": "object", "additionalProperties": false,
-                    "description": "Exactly one of seat_ids or quantity; at most MAX_SEATS_PER_TICKET (8) seats per ticket.",
-                    "properties": {
-                        "seat_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                        "quantity": {"type": "integer", "minimum": 1}
-                    }
-                },
-                "Hold": {
-                    "type": "object", "required": ["hold_id", "seat_ids", "expires_at"],
-                    "properties": {"hold_id": {"type": "string"}, "seat_ids": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": "string", "format": "date-time"}}
-                },
-                "Reservation": {
-                    "type": "object", "required": ["reservation_id", "event_id", "seat_ids", "created_at"],
-                    "properties": {
-                        "reservation_id": {"type": "string"}, "event_id": {"type": "string"},
-                        "seat_ids": {"type": "array", "items": {"type": "string"}},
-                        "created_at": {"type": "string", "format": "date-time"},
-                        "status": {"type": "string", "enum": ["confirmed", "cancelled"], "description": "On reads (not on confirm)."},
-                        "cancelled_at": {"type": "string", "format": "date-time"}
-                    }
-                },
-                "ReservationList": {"type": "object", "required": ["reservations"], "properties": {"reservations": {"type": "array", "items": {"$ref": "#/components/schemas/Reservation"}}}},
-                "Health": {
-                    "type": "object", "required": ["status"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-                        "replica": {"type": "string"},
-                        "dependencies": {"type": "object", "description": "redis and database.", "additionalProperties": {"type": "string", "enum": ["up", "down", "disabled"]}}
+        }
+    }
+    v
+}
+
+/// `GET /api/v1/openapi.json`
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", operation_id = "openapi", tag = "ops",
+    responses((status = 200, description = "This document (OpenAPI 3.1).", body = serde_json::Value, content_type = "application/json"))
+)]
+pub async fn document(Extension(doc): Extension<Document>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&*doc.0).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::http::UNLISTED_CODES;
+
+    /// The document as the API served it before it was generated
+    /// (2026-11-23): the contract the generated one must keep.
+    const BEFORE: &str = include_str!("../../tests/fixtures/openapi-2026-11-23.json");
+
+    fn generated() -> Value {
+        crate::http::document(&Facts {
+            max_seats_per_ticket: 8,
+        })
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                if method != "parameters" {
+                    out.push((path.clone(), method.clone(), op));
+                }
+            }
+        }
+        out
+    }
+
+    /// Error codes an old response named: the backquoted words of its
+    /// description that are codes.
+    fn described_codes(response: &Value, known: &BTreeSet<String>) -> BTreeSet<String> {
+        let text = response["description"].as_str().unwrap_or("");
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| known.contains(*w))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Error codes a generated response allows.
+    fn allowed_codes(response: &Value) -> BTreeSet<String> {
+        response
+            .pointer(
+                "/content/application~1json/schema/allOf/1/properties/error/properties/code/enum",
+            )
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_of_the_hand_written_contract_is_lost() {
+        let before: Value = serde_json::from_str(BEFORE).unwrap();
+        let now = generated();
+        let known: BTreeSet<String> = before
+            .pointer("/components/schemas/Error/properties/error/properties/code/enum")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect();
+        let mut checked = 0;
+        for (path, method, op) in operations(&before) {
+            let new_op = &now["paths"][&path][&method];
+            assert!(new_op.is_object(), "{method} {path} is gone");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let new_response = &new_op["responses"][status];
+                assert!(
+                    new_response.is_object(),
+                    "{method} {path} lost its {status} answer"
+                );
+                let lost: Vec<String> = described_codes(response, &known)
+                    .difference(&allowed_codes(new_response))
+                    .cloned()
+                    .collect();
+                assert!(
+                    lost.is_empty(),
+                    "{method} {path} {status} lost the codes {lost:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} answers compared");
+        // Every code of the old list still exists.
+        let all: BTreeSet<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
+        assert!(known.is_subset(&all), "{:?}", known.difference(&all));
+    }
+
+    #[test]
+    fn every_error_code_is_documented_somewhere() {
+        let now = generated();
+        let mut used = BTreeSet::new();
+        for (_, _, op) in operations(&now) {
+            for response in op["responses"].as_object().unwrap().values() {
+                used.extend(allowed_codes(response));
+            }
+        }
+        for code in ErrorCode::ALL {
+            assert!(
+                used.contains(code.as_str()) || UNLISTED_CODES.contains(&code),
+                "{} is answered by no documented operation",
+                code.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_every_operation_is_named() {
+        let now = generated();
+        let text = now.to_string();
+        for piece in text.split("\"$ref\":\"").skip(1) {
+            let target = piece.split('"').next().unwrap();
+            let pointer = target.trim_start_matches('#');
+            assert!(now.pointer(pointer).is_some(), "dangling {target}");
+        }
+        let mut ids = BTreeSet::new();
+        for (path, method, op) in operations(&now) {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                ids.insert(id.to_string()),
+                "{method} {path}: operationId {id} twice"
+            );
+            assert!(op["summary"].is_string(), "{method} {path} has no summary");
+            assert!(op["tags"].is_array(), "{method} {path} has no tag");
+        }
+        assert_eq!(now["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_document_states_this_services_figures() {
+        let doc = crate::http::document(&Facts {
+            max_seats_per_ticket: 3,
+        });
+        let hold = &doc["components"]["schemas"]["HoldRequest"];
+        assert_eq!(hold["properties"]["quantity"]["maximum"], 3);
+        assert_eq!(hold["properties"]["seat_ids"]["maxItems"], 3);
+        let too_large = doc
+            .pointer("/paths/~1api~1v1~1admin~1events/post/responses/413/description")
+            .and_then(Value::as_str)
+            .unwrap();
+        assert!(
+            too_large.contains(&MAX_BODY_BYTES.to_string()),
+            "{too_large}"
+        );
+        assert!(
+            too_large.contains(&EVENT_BODY_BYTES.to_string()),
+            "{too_large}"
+        );
+    }
+
+    /// Routes come only from `documented_routes` (each from its
+    /// `#[utoipa::path]`): nothing in the crate adds one past the document.
+    #[test]
+    fn no_route_is_added_outside_the_document() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![root];
+        let mut offenders = Vec::new();
+        // Built here so that this test's own text does not match.
+        let calls: Vec<String> = ["route", "route_service", "nest", "nest_service", "merge"]
+            .iter()
+            .map(|c| format!(".{c}("))
+            .chain([format!("Router::{}(", "new")])
+            .collect();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    for call in &calls {
+                        if code.contains(call.as_str()) {
+                            offenders.push(format!(
+                                "{}:{}: {}",
+                                path.display(),
+                                n + 1,
+                                line.trim()
+                            ));
+                        }
                     }
                 }
             }
         }
-    })
-}
-
-pub fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(build)
-}
-
-pub async fn document() -> Json<Value> {
-    Json(spec().clone())
+        assert!(
+            offenders.is_empty(),
+            "routes outside the document: {offenders:#?}"
+        );
+    }
 }

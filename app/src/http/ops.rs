@@ -4,38 +4,62 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
+use super::api::{Dependencies, DependencyState, Health, HealthStatus};
 use super::AppState;
+use crate::token::Jwks;
 
-/// `GET /health/live`: the process is up.
-pub async fn live() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/health/live", operation_id = "live", tag = "ops",
+    responses((status = 200, description = "Alive.", body = Health))
+)]
+pub async fn live() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+        replica: None,
+        dependencies: None,
+    })
 }
 
-/// `GET /health/ready`: 503 only when this replica cannot serve the queue
-/// (Redis unreachable). The body names each dependency's state.
+/// Readiness: 503 only when this replica cannot serve the queue (Redis
+/// unreachable); `degraded` when an optional dependency is down.
+///
 /// The database is optional for the queue: when it is down the replica stays
 /// ready (`degraded`), so Kubernetes keeps it serving the waiting room.
+#[utoipa::path(
+    get, path = "/health/ready", operation_id = "ready", tag = "ops",
+    responses(
+        (status = 200, description = "Ready (`ok` or `degraded`).", body = Health),
+        (status = 503, description = "Not ready.", body = Health,
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again."))),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let (redis, database) = tokio::join!(state.queue.store().ping(), async {
         match &state.booking {
-            None => "disabled",
-            Some(b) if b.db.ping().await.is_ok() => "up",
-            Some(_) => "down",
+            None => DependencyState::Disabled,
+            Some(b) if b.db.ping().await.is_ok() => DependencyState::Up,
+            Some(_) => DependencyState::Down,
         }
     });
-    let redis_state = if redis.is_ok() { "up" } else { "down" };
     let (code, status) = match (redis.is_ok(), database) {
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        (true, "down") => (StatusCode::OK, "degraded"),
-        (true, _) => (StatusCode::OK, "ok"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, HealthStatus::Unavailable),
+        (true, DependencyState::Down) => (StatusCode::OK, HealthStatus::Degraded),
+        (true, _) => (StatusCode::OK, HealthStatus::Ok),
     };
-    let body = json!({
-        "status": status,
-        "replica": &*state.replica,
-        "dependencies": { "redis": redis_state, "database": database },
-    });
+    let body = Health {
+        status,
+        replica: Some(state.replica.to_string()),
+        dependencies: Some(Dependencies {
+            redis: if redis.is_ok() {
+                DependencyState::Up
+            } else {
+                DependencyState::Down
+            },
+            database,
+        }),
+    };
     let mut response = (code, Json(body)).into_response();
     if code != StatusCode::OK {
         response
@@ -45,7 +69,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     response
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "metrics", tag = "ops",
+    responses((status = 200, description = "Text exposition format.", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
@@ -57,7 +85,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET /.well-known/jwks.json`: the public keys of admission tokens.
+/// Public keys (JWK Set) that verify admission tokens (ES256).
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "ops",
+    responses((status = 200, description = "JWK Set.", body = Jwks))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],

@@ -15,10 +15,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
 
-use super::error::{AppError, QueuePath};
-use super::queue::admission_token;
+use super::api::{admission_token, WsMessage};
+use super::error::AppError;
+use super::extract::QueuePath;
+use super::openapi::{errors, TicketParams};
 use super::AppState;
 use crate::clock::format_ms;
 use crate::queue::hub::{Update, UpdateError};
@@ -48,7 +49,7 @@ pub struct SocketView {
 
 /// Messages to send, and whether to close afterwards (with a reason).
 pub struct Step {
-    pub messages: Vec<Value>,
+    pub messages: Vec<WsMessage>,
     pub close: Option<&'static str>,
 }
 
@@ -66,7 +67,7 @@ impl SocketView {
             Ok(s) => s,
             Err(UpdateError::NotFound) => {
                 return Step {
-                    messages: vec![json!({"type": "expired"})],
+                    messages: vec![WsMessage::Expired],
                     close: Some("expired"),
                 }
             }
@@ -77,7 +78,9 @@ impl SocketView {
         );
         if waiting && message.map(str::to_string) != self.message {
             self.message = message.map(str::to_string);
-            messages.push(json!({"type": "message", "text": message.unwrap_or("")}));
+            messages.push(WsMessage::Message {
+                text: message.unwrap_or("").to_string(),
+            });
         }
         match &status.state {
             TicketState::Queued {
@@ -92,16 +95,14 @@ impl SocketView {
                         .last_position_at
                         .is_none_or(|at| now.duration_since(at) >= POSITION_REFRESH);
                 if due {
-                    let mut m = json!({
-                        "type": "position",
-                        "estimated_wait_seconds": estimated_wait_seconds,
+                    messages.push(WsMessage::Position {
+                        position: *position,
+                        estimated_wait_seconds: *estimated_wait_seconds,
+                        opens_at: match position {
+                            Some(_) => None,
+                            None => opens_at_ms.map(format_ms),
+                        },
                     });
-                    match (position, opens_at_ms) {
-                        (Some(p), _) => m["position"] = json!(p),
-                        (None, Some(at)) => m["opens_at"] = json!(format_ms(*at)),
-                        (None, None) => {}
-                    }
-                    messages.push(m);
                     self.last_position = Some(current);
                     self.last_position_at = Some(now);
                 }
@@ -112,7 +113,7 @@ impl SocketView {
             }
             TicketState::SoldOut { .. } => {
                 if !self.sold_out_sent {
-                    messages.push(json!({"type": "sold_out"}));
+                    messages.push(WsMessage::SoldOut);
                     self.sold_out_sent = true;
                     self.last_position = None;
                 }
@@ -124,11 +125,7 @@ impl SocketView {
             TicketState::Admitted { .. } => {
                 if !self.admitted_sent {
                     if let Some((token, expires_at)) = admission_token(keys, event, status) {
-                        messages.push(json!({
-                            "type": "admitted",
-                            "token": token,
-                            "expires_at": expires_at,
-                        }));
+                        messages.push(WsMessage::Admitted { token, expires_at });
                         self.admitted_sent = true;
                     }
                 }
@@ -138,7 +135,7 @@ impl SocketView {
                 }
             }
             TicketState::Expired => Step {
-                messages: vec![json!({"type": "expired"})],
+                messages: vec![WsMessage::Expired],
                 close: Some("expired"),
             },
             TicketState::Left => Step {
@@ -149,8 +146,22 @@ impl SocketView {
     }
 }
 
+errors!(WsErrors: InvalidRequest, EventNotFound, TicketNotFound, Unavailable);
+
+/// WebSocket of JSON text messages: `position`, `admitted`, `sold_out`,
+/// `message`, `expired` (the WsMessage schema). An open socket counts as
+/// presence.
+///
 /// Upgrades after a first status read, so that an unknown ticket is a 404
 /// and an unreachable Redis a 503, like the other routes.
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}/queue/{ticket}/ws", operation_id = "websocket", tag = "queue",
+    params(TicketParams),
+    responses(
+        (status = 101, description = "Switching protocols; messages follow the WsMessage schema."),
+        WsErrors,
+    )
+)]
 pub async fn connect(
     State(state): State<AppState>,
     path: QueuePath,
@@ -165,8 +176,8 @@ pub async fn connect(
     Ok(upgrade.on_upgrade(move |socket| serve(state, event, ticket, initial, socket)))
 }
 
-fn text(v: &Value) -> Message {
-    Message::Text(v.to_string().into())
+fn text(m: &WsMessage) -> Message {
+    Message::Text(serde_json::to_string(m).unwrap_or_default().into())
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -256,6 +267,14 @@ async fn serve(
 mod tests {
     use super::*;
     use crate::config::KeySpec;
+    use serde_json::{json, Value};
+
+    fn values(step: &Step) -> Vec<Value> {
+        step.messages
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect()
+    }
 
     fn keys() -> (tempfile::TempDir, AdmissionKeys) {
         let dir = tempfile::tempdir().unwrap();
@@ -295,7 +314,7 @@ mod tests {
         let t0 = Instant::now();
         let step = view.step(&keys, &ev, &queued(5), None, t0);
         assert_eq!(
-            step.messages,
+            values(&step),
             vec![json!({"type":"position","position":5,"estimated_wait_seconds":5})]
         );
         assert!(view
@@ -343,12 +362,12 @@ mod tests {
         view.step(&keys, &ev, &queued(3), None, t0);
         let sold = with_state(TicketState::SoldOut { position: Some(3) });
         assert_eq!(
-            view.step(&keys, &ev, &sold, None, t0).messages,
+            values(&view.step(&keys, &ev, &sold, None, t0)),
             vec![json!({"type":"sold_out"})]
         );
         assert!(view.step(&keys, &ev, &sold, None, t0).messages.is_empty());
         let back = view.step(&keys, &ev, &queued(3), None, t0);
-        assert_eq!(back.messages[0]["type"], "position");
+        assert_eq!(values(&back)[0]["type"], "position");
     }
 
     #[test]
@@ -359,22 +378,22 @@ mod tests {
         let t0 = Instant::now();
         let step = view.step(&keys, &ev, &queued(1), Some("Doors at 8"), t0);
         assert_eq!(
-            step.messages[0],
+            values(&step)[0],
             json!({"type":"message","text":"Doors at 8"})
         );
         let admitted = with_state(TicketState::Admitted {
             admitted_ms: 1_000,
             expires_ms: 901_000,
         });
-        let step = view.step(&keys, &ev, &admitted, None, t0);
-        assert_eq!(step.messages[0]["type"], "admitted");
-        assert_eq!(step.messages[0]["expires_at"], "1970-01-01T00:15:01Z");
+        let step = values(&view.step(&keys, &ev, &admitted, None, t0));
+        assert_eq!(step[0]["type"], "admitted");
+        assert_eq!(step[0]["expires_at"], "1970-01-01T00:15:01Z");
         assert!(view
             .step(&keys, &ev, &admitted, None, t0)
             .messages
             .is_empty());
         let step = view.step(&keys, &ev, &with_state(TicketState::Expired), None, t0);
-        assert_eq!(step.messages, vec![json!({"type":"expired"})]);
+        assert_eq!(values(&step), vec![json!({"type":"expired"})]);
         assert_eq!(step.close, Some("expired"));
     }
 }

@@ -2,11 +2,14 @@
 //! it is stored in the event's `meta` hash.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::scripts::CONFIG_FIELDS;
 use crate::clock::{format_ms, parse_rfc3339_ms};
+use crate::Invalid;
 
 /// How the queue lets people in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// First come, first served.
@@ -98,40 +101,67 @@ impl Default for QueueConfig {
 /// The body of `PUT /api/v1/admin/events/{event_id}/queue`: every field is
 /// optional and takes its default when omitted. Numbers are read as signed
 /// so that a negative value is a 422 (out of range), not a 400.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfigRequest {
+    /// Admitted sessions allowed at once.
+    #[schema(minimum = 0, maximum = 10000000, default = 1000)]
     pub capacity: Option<i64>,
+    /// Instead of capacity: capacity = this × live replicas.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub sessions_per_replica: Option<i64>,
+    /// The cap on capacity with sessions_per_replica.
+    #[schema(minimum = 1, maximum = 10000000, default = 200000)]
     pub max_capacity: Option<i64>,
+    /// Admissions per second (a one-second token bucket, paced evenly).
+    #[schema(minimum = 0, maximum = 1000000, default = 100)]
     pub admit_per_second: Option<i64>,
+    /// An admitted session ends unless renewed within this time.
+    #[schema(minimum = 1, maximum = 86400, default = 60)]
     pub session_timeout_seconds: Option<i64>,
+    /// The hard end of a session, renewed or not.
+    #[schema(minimum = 1, maximum = 604800, default = 900)]
     pub session_max_seconds: Option<i64>,
+    /// A waiting fan with no sign of life for this long loses the place.
+    #[schema(minimum = 1, maximum = 86400, default = 60)]
     pub queue_idle_timeout_seconds: Option<i64>,
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
+    /// Before this time joins go to the pre-queue, drawn at random at the opening.
+    #[schema(format = DateTime)]
     pub opens_at: Option<String>,
+    /// Joins per client address per minute; 0 for no limit.
+    #[schema(minimum = 0, maximum = 1000000, default = 0)]
     pub max_joins_per_source_per_minute: Option<i64>,
+    /// A notice shown to waiting fans.
+    #[schema(max_length = 500)]
     pub message: Option<String>,
+    /// Joins must carry an identity_token (needs IDENTITY_KEYS).
+    #[schema(default = false)]
     pub require_identity: Option<bool>,
 }
 
 pub const MAX_MESSAGE_CHARS: usize = 500;
 
-fn in_range(name: &str, v: Option<i64>, min: i64, max: i64, default: u64) -> Result<u64, String> {
+fn in_range(name: &str, v: Option<i64>, min: i64, max: i64, default: u64) -> Result<u64, Invalid> {
     match v {
         None => Ok(default),
         Some(v) if v >= min && v <= max => Ok(v as u64),
-        Some(v) => Err(format!("{name} must be between {min} and {max}, got {v}")),
+        Some(v) => Err(Invalid(format!(
+            "{name} must be between {min} and {max}, got {v}"
+        ))),
     }
 }
 
 impl QueueConfigRequest {
     /// Checks every value; the error lists what is wrong.
-    pub fn validate(self, identity_keys_configured: bool) -> Result<QueueConfig, String> {
+    pub fn validate(self, identity_keys_configured: bool) -> Result<QueueConfig, Invalid> {
         let d = QueueConfig::default();
         let capacity = match (self.capacity, self.sessions_per_replica) {
             (Some(_), Some(_)) => {
-                return Err("give capacity or sessions_per_replica, not both".into());
+                return Err(Invalid(
+                    "give capacity or sessions_per_replica, not both".into(),
+                ));
             }
             (_, Some(spr)) => Capacity::PerReplica {
                 sessions_per_replica: in_range("sessions_per_replica", Some(spr), 1, 1_000_000, 0)?,
@@ -158,34 +188,34 @@ impl QueueConfigRequest {
             None => d.mode,
             Some(m) => Mode::parse(m).ok_or_else(|| {
                 let all: Vec<_> = Mode::ALL.iter().map(|m| m.as_str()).collect();
-                format!("mode must be one of {}, got `{m}`", all.join(", "))
+                Invalid(format!("mode must be one of {}, got `{m}`", all.join(", ")))
             })?,
         };
         let opens_at = match self.opens_at.as_deref() {
             None => None,
             Some(s) => Some(parse_rfc3339_ms(s).ok_or_else(|| {
-                format!(
+                Invalid(format!(
                     "opens_at must be an RFC 3339 timestamp like 2026-11-23T20:00:00Z, got `{s}`"
-                )
+                ))
             })?),
         };
         let message = match self.message {
             Some(m) if m.chars().count() > MAX_MESSAGE_CHARS => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "message may be at most {MAX_MESSAGE_CHARS} characters"
-                ));
+                )));
             }
             Some(m) if m.chars().any(|c| c.is_control() && c != '\n') => {
-                return Err("message may not contain control characters".into());
+                return Err(Invalid("message may not contain control characters".into()));
             }
             Some(m) if m.trim().is_empty() => None,
             other => other,
         };
         let require_identity = self.require_identity.unwrap_or(d.require_identity);
         if require_identity && !identity_keys_configured {
-            return Err(
+            return Err(Invalid(
                 "require_identity needs IDENTITY_KEYS to be configured on the service".into(),
-            );
+            ));
         }
         Ok(QueueConfig {
             capacity,
@@ -232,24 +262,40 @@ impl QueueConfigRequest {
     }
 }
 
-/// Field names in the `meta` hash; the Lua prelude reads the same names.
-const FIELDS: [&str; 12] = [
-    "mode",
-    "capacity",
-    "sessions_per_replica",
-    "max_capacity",
-    "admit_per_second",
-    "session_timeout",
-    "session_max",
-    "idle_timeout",
-    "opens_at",
-    "max_joins_per_source",
-    "message",
-    "require_identity",
-];
+/// The stored configuration as the admin API shows it: fields that do not
+/// apply are absent (`capacity`, or `sessions_per_replica` with
+/// `max_capacity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = QueueConfig)]
+pub struct QueueConfigBody {
+    pub event_id: String,
+    pub mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub capacity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub sessions_per_replica: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub max_capacity: Option<u64>,
+    pub admit_per_second: u64,
+    pub session_timeout_seconds: u64,
+    pub session_max_seconds: u64,
+    pub queue_idle_timeout_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub opens_at: Option<String>,
+    pub max_joins_per_source_per_minute: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+    pub require_identity: bool,
+}
 
 impl QueueConfig {
-    /// Field/value pairs for the `configure` script ("" means none).
+    /// Field/value pairs for the `configure` script ("" means none), one
+    /// per name of [`CONFIG_FIELDS`], in its order.
     pub fn to_fields(&self) -> Vec<String> {
         let (capacity, spr, max) = match self.capacity {
             Capacity::Fixed(c) => (c.to_string(), String::new(), DEFAULT_MAX_CAPACITY),
@@ -262,102 +308,102 @@ impl QueueConfig {
                 max_capacity,
             ),
         };
-        let values = [
-            self.mode.as_str().to_string(),
-            capacity,
-            spr,
-            max.to_string(),
-            self.admit_per_second.to_string(),
-            self.session_timeout_seconds.to_string(),
-            self.session_max_seconds.to_string(),
-            self.queue_idle_timeout_seconds.to_string(),
-            self.opens_at.map(|v| v.to_string()).unwrap_or_default(),
-            self.max_joins_per_source_per_minute.to_string(),
-            self.message.clone().unwrap_or_default(),
-            if self.require_identity { "1" } else { "0" }.to_string(),
-        ];
-        FIELDS
+        CONFIG_FIELDS
             .iter()
-            .zip(values)
-            .flat_map(|(f, v)| [f.to_string(), v])
+            .flat_map(|&name| {
+                let value = match name {
+                    "mode" => self.mode.as_str().to_string(),
+                    "capacity" => capacity.clone(),
+                    "sessions_per_replica" => spr.clone(),
+                    "max_capacity" => max.to_string(),
+                    "admit_per_second" => self.admit_per_second.to_string(),
+                    "session_timeout" => self.session_timeout_seconds.to_string(),
+                    "session_max" => self.session_max_seconds.to_string(),
+                    "idle_timeout" => self.queue_idle_timeout_seconds.to_string(),
+                    "opens_at" => self.opens_at.map(|v| v.to_string()).unwrap_or_default(),
+                    "max_joins_per_source" => self.max_joins_per_source_per_minute.to_string(),
+                    "message" => self.message.clone().unwrap_or_default(),
+                    "require_identity" => if self.require_identity { "1" } else { "0" }.into(),
+                    // A field the scripts know and this does not: caught by
+                    // the round-trip test below.
+                    _ => String::new(),
+                };
+                [name.to_string(), value]
+            })
             .collect()
     }
 
-    /// Reads back what `to_fields` stored; `None` when the event has no
-    /// configuration. Values are trusted as written by this service, with
-    /// defaults where one is unreadable.
+    /// Reads back what `to_fields` stored (values in the order of
+    /// [`CONFIG_FIELDS`]); `None` when the event has no configuration.
+    /// Values are trusted as written by this service, with defaults where
+    /// one is unreadable.
     pub fn from_stored(values: &[Option<String>]) -> Option<QueueConfig> {
-        let get = |i: usize| values.get(i).cloned().flatten().filter(|v| !v.is_empty());
-        let num = |i: usize, default: u64| get(i).and_then(|v| v.parse().ok()).unwrap_or(default);
-        let mode = Mode::parse(&get(0)?)?;
+        let get = |name: &str| {
+            let i = CONFIG_FIELDS.iter().position(|f| *f == name)?;
+            values.get(i).cloned().flatten().filter(|v| !v.is_empty())
+        };
+        let num =
+            |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let mode = Mode::parse(&get("mode")?)?;
         let d = QueueConfig::default();
-        let capacity = match get(2).and_then(|v| v.parse().ok()) {
+        let capacity = match get("sessions_per_replica").and_then(|v| v.parse().ok()) {
             Some(spr) => Capacity::PerReplica {
                 sessions_per_replica: spr,
-                max_capacity: num(3, DEFAULT_MAX_CAPACITY),
+                max_capacity: num("max_capacity", DEFAULT_MAX_CAPACITY),
             },
-            None => Capacity::Fixed(num(1, DEFAULT_CAPACITY)),
+            None => Capacity::Fixed(num("capacity", DEFAULT_CAPACITY)),
         };
         Some(QueueConfig {
             capacity,
-            admit_per_second: num(4, d.admit_per_second),
-            session_timeout_seconds: num(5, d.session_timeout_seconds),
-            session_max_seconds: num(6, d.session_max_seconds),
-            queue_idle_timeout_seconds: num(7, d.queue_idle_timeout_seconds),
+            admit_per_second: num("admit_per_second", d.admit_per_second),
+            session_timeout_seconds: num("session_timeout", d.session_timeout_seconds),
+            session_max_seconds: num("session_max", d.session_max_seconds),
+            queue_idle_timeout_seconds: num("idle_timeout", d.queue_idle_timeout_seconds),
             mode,
-            opens_at: get(8).and_then(|v| v.parse().ok()),
-            max_joins_per_source_per_minute: num(9, 0),
-            message: get(10),
-            require_identity: get(11).as_deref() == Some("1"),
+            opens_at: get("opens_at").and_then(|v| v.parse().ok()),
+            max_joins_per_source_per_minute: num("max_joins_per_source", 0),
+            message: get("message"),
+            require_identity: get("require_identity").as_deref() == Some("1"),
         })
     }
 
-    pub fn stored_field_names() -> &'static [&'static str] {
-        &FIELDS
-    }
-
-    /// The configuration as the admin API shows it: fields that do not apply
-    /// are absent.
-    pub fn to_json(&self, event_id: &str) -> serde_json::Value {
-        let mut o = serde_json::json!({
-            "event_id": event_id,
-            "mode": self.mode.as_str(),
-            "admit_per_second": self.admit_per_second,
-            "session_timeout_seconds": self.session_timeout_seconds,
-            "session_max_seconds": self.session_max_seconds,
-            "queue_idle_timeout_seconds": self.queue_idle_timeout_seconds,
-            "max_joins_per_source_per_minute": self.max_joins_per_source_per_minute,
-            "require_identity": self.require_identity,
-        });
-        let map = o.as_object_mut().expect("object literal");
-        match self.capacity {
-            Capacity::Fixed(c) => {
-                map.insert("capacity".into(), c.into());
-            }
+    /// The configuration as the admin API shows it.
+    pub fn to_body(&self, event_id: &str) -> QueueConfigBody {
+        let (capacity, sessions_per_replica, max_capacity) = match self.capacity {
+            Capacity::Fixed(c) => (Some(c), None, None),
             Capacity::PerReplica {
                 sessions_per_replica,
                 max_capacity,
-            } => {
-                map.insert("sessions_per_replica".into(), sessions_per_replica.into());
-                map.insert("max_capacity".into(), max_capacity.into());
-            }
+            } => (None, Some(sessions_per_replica), Some(max_capacity)),
+        };
+        QueueConfigBody {
+            event_id: event_id.to_string(),
+            mode: self.mode,
+            capacity,
+            sessions_per_replica,
+            max_capacity,
+            admit_per_second: self.admit_per_second,
+            session_timeout_seconds: self.session_timeout_seconds,
+            session_max_seconds: self.session_max_seconds,
+            queue_idle_timeout_seconds: self.queue_idle_timeout_seconds,
+            opens_at: self.opens_at.map(format_ms),
+            max_joins_per_source_per_minute: self.max_joins_per_source_per_minute,
+            message: self.message.clone(),
+            require_identity: self.require_identity,
         }
-        if let Some(at) = self.opens_at {
-            map.insert("opens_at".into(), format_ms(at).into());
-        }
-        if let Some(m) = &self.message {
-            map.insert("message".into(), m.clone().into());
-        }
-        o
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.to_body("")).unwrap_or_default()
     }
 
     /// A short description of what differs from `before`, for the audit log.
     pub fn diff(&self, before: Option<&QueueConfig>) -> String {
-        let after = self.to_json("");
+        let after = self.to_json();
         let Some(before) = before else {
             return format!("created: {after}");
         };
-        let before = before.to_json("");
+        let before = before.to_json();
         let (Some(a), Some(b)) = (after.as_object(), before.as_object()) else {
             return String::new();
         };
@@ -390,6 +436,47 @@ mod tests {
         serde_json::from_value::<QueueConfigRequest>(json)
             .map_err(|e| e.to_string())?
             .validate(true)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_bounds_are_the_validated_ones() {
+        let schema =
+            serde_json::to_value(<QueueConfigRequest as utoipa::PartialSchema>::schema()).unwrap();
+        let mut checked = 0;
+        for (field, prop) in schema["properties"].as_object().unwrap() {
+            let (Some(min), Some(max)) = (prop["minimum"].as_i64(), prop["maximum"].as_i64())
+            else {
+                continue;
+            };
+            for ok in [min, max] {
+                assert!(
+                    req(serde_json::json!({ field: ok })).is_ok(),
+                    "{field}={ok}"
+                );
+            }
+            for bad in [min - 1, max + 1] {
+                assert!(
+                    req(serde_json::json!({ field: bad })).is_err(),
+                    "{field}={bad}"
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 8);
+        let long = "x".repeat(prop_max_length(&schema, "message") + 1);
+        assert!(req(serde_json::json!({ "message": long })).is_err());
+    }
+
+    fn prop_max_length(schema: &serde_json::Value, field: &str) -> usize {
+        schema["properties"][field]["maxLength"].as_u64().unwrap() as usize
+    }
+
+    #[test]
+    fn every_stored_field_round_trips_by_name() {
+        let fields = QueueConfig::default().to_fields();
+        let names: Vec<&str> = fields.iter().step_by(2).map(String::as_str).collect();
+        assert_eq!(names, CONFIG_FIELDS);
     }
 
     #[test]
@@ -462,7 +549,7 @@ mod tests {
 
     #[test]
     fn json_leaves_out_what_does_not_apply() {
-        let j = QueueConfig::default().to_json("ev");
+        let j = serde_json::to_value(QueueConfig::default().to_body("ev")).unwrap();
         assert_eq!(j["capacity"], 1000);
         assert!(j.get("sessions_per_replica").is_none());
         assert!(j.get("opens_at").is_none());

@@ -316,7 +316,7 @@ impl Queue {
     pub async fn config(&self, event: &EventId) -> Result<Option<QueueConfig>, QueueError> {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.keys(event).meta())
-            .arg(QueueConfig::stored_field_names());
+            .arg(&scripts::CONFIG_FIELDS[..]);
         let v = self.store.query("HMGET", &cmd).await?;
         let values: Vec<Option<String>> = reply::array("config", v)?
             .iter()

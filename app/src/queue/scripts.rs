@@ -77,22 +77,28 @@ pub fn events_key(prefix: &str) -> String {
     format!("{prefix}wr:events")
 }
 
-// Booking caches: cache-aside copies of database reads, with short TTLs and
-// deleted on every change. Losing one costs a database read, nothing more.
+/// The fields of the queue's configuration in the `meta` hash: the one
+/// list both the Rust side (`QueueConfig::to_fields`, `from_stored`) and the
+/// scripts (`load_config`, which reads them as `f.<name>`) go by.
+pub const CONFIG_FIELDS: [&str; 12] = [
+    "mode",
+    "capacity",
+    "sessions_per_replica",
+    "max_capacity",
+    "admit_per_second",
+    "session_timeout",
+    "session_max",
+    "idle_timeout",
+    "opens_at",
+    "max_joins_per_source",
+    "message",
+    "require_identity",
+];
 
-/// The JSON list of events.
-pub fn events_cache_key(prefix: &str) -> String {
-    format!("{prefix}bk:events")
-}
-
-/// One event's JSON.
-pub fn event_cache_key(prefix: &str, event: &EventId) -> String {
-    format!("{prefix}bk:{{{}}}:event", event.as_str())
-}
-
-/// One event's seat map with statuses.
-pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
-    format!("{prefix}bk:{{{}}}:seats", event.as_str())
+/// The Lua table of [`CONFIG_FIELDS`], for the prelude.
+fn config_fields_lua() -> String {
+    let names: Vec<String> = CONFIG_FIELDS.iter().map(|f| format!("'{f}'")).collect();
+    format!("local CONFIG_FIELDS = {{{}}}", names.join(", "))
 }
 
 /// Helpers shared by every script (prepended to each one).
@@ -105,26 +111,27 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The configuration (CONFIG_FIELDS, by name) and the draw's state.
 local function load_config()
-  local v = redis.call('HMGET', K_META, 'mode', 'capacity', 'sessions_per_replica', 'max_capacity',
-    'admit_per_second', 'session_timeout', 'session_max', 'idle_timeout', 'opens_at',
-    'max_joins_per_source', 'message', 'opening', 'draw_pos', 'require_identity')
-  if not v[1] then return nil end
+  local v = redis.call('HMGET', K_META, 'opening', 'draw_pos', unpack(CONFIG_FIELDS))
+  local f = {}
+  for i, name in ipairs(CONFIG_FIELDS) do f[name] = v[i + 2] end
+  if not f.mode then return nil end
   return {
-    mode = v[1],
-    capacity = tonumber(v[2]),
-    spr = tonumber(v[3]),
-    max_capacity = tonumber(v[4]) or 0,
-    rate = tonumber(v[5]) or 0,
-    session_timeout = (tonumber(v[6]) or 60) * 1000,
-    session_max = (tonumber(v[7]) or 900) * 1000,
-    idle = (tonumber(v[8]) or 60) * 1000,
-    opens_at = tonumber(v[9]),
-    max_src = tonumber(v[10]) or 0,
-    message = v[11] or '',
-    opening = v[12] == '1',
-    draw_pos = tonumber(v[13]) or 0,
-    require_identity = v[14] == '1',
+    mode = f.mode,
+    capacity = tonumber(f.capacity),
+    spr = tonumber(f.sessions_per_replica),
+    max_capacity = tonumber(f.max_capacity) or 0,
+    rate = tonumber(f.admit_per_second) or 0,
+    session_timeout = (tonumber(f.session_timeout) or 60) * 1000,
+    session_max = (tonumber(f.session_max) or 900) * 1000,
+    idle = (tonumber(f.idle_timeout) or 60) * 1000,
+    opens_at = tonumber(f.opens_at),
+    max_src = tonumber(f.max_joins_per_source) or 0,
+    message = f.message or '',
+    opening = v[1] == '1',
+    draw_pos = tonumber(v[2]) or 0,
+    require_identity = f.require_identity == '1',
   }
 end
 
@@ -722,7 +729,8 @@ pub struct Scripts {
 
 impl Scripts {
     pub fn new() -> Self {
-        let s = |name, body: &str| Script::new(name, format!("{PRELUDE}\n{body}"));
+        let fields = config_fields_lua();
+        let s = |name, body: &str| Script::new(name, format!("{fields}\n{PRELUDE}\n{body}"));
         Scripts {
             configure: s("configure", CONFIGURE),
             join: s("join", JOIN),
@@ -778,6 +786,28 @@ mod tests {
             assert_eq!(&k[tag_start + 1..tag_end], "concert-2026");
         }
         assert_eq!(keys.all().len(), 11);
+    }
+
+    #[test]
+    fn the_prelude_reads_exactly_the_config_fields() {
+        // Every `f.<name>` the prelude reads is a stored field, and every
+        // stored field is read.
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut read: Vec<&str> = PRELUDE
+            .match_indices("f.")
+            .filter(|(at, _)| !PRELUDE[..*at].ends_with(ident))
+            .map(|(at, _)| {
+                PRELUDE[at + 2..]
+                    .split(|c: char| !ident(c))
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let mut fields = CONFIG_FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(read, fields);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 
 mod api;
 mod booking;
+mod cli;
 mod cluster;
 mod e2e;
 mod faults;
+mod openapi;
 mod rules;
 mod support;
 mod tls;

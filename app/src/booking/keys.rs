@@ -1,0 +1,21 @@
+//! The booking caches' Redis keys: cache-aside copies of database reads,
+//! with short TTLs and deleted on every change. Losing one costs a database
+//! read, nothing more. (The queue's own keys and scripts are in
+//! `queue/scripts.rs`.)
+
+use crate::queue::EventId;
+
+/// The JSON list of events.
+pub fn events_cache_key(prefix: &str) -> String {
+    format!("{prefix}bk:events")
+}
+
+/// One event's JSON.
+pub fn event_cache_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:event", event.as_str())
+}
+
+/// One event's seat map with statuses.
+pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:seats", event.as_str())
+}

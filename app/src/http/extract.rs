@@ -1,0 +1,340 @@
+//! Every extractor of the API, in one place. Each turns a part of the
+//! request into a checked value or the API's error shape, and those that
+//! read only the head (tokens, path) run before the body is read, so a
+//! request without a valid token is a 401 whatever its body.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use super::error::AppError;
+use super::AppState;
+use crate::booking::holds::Caller;
+use crate::booking::{Booking, BookingError};
+use crate::clock::now_ms;
+use crate::queue::{EventId, Ticket};
+use crate::token::AdmissionClaims;
+
+/// A JSON body: at most the route's body limit, any content type, unknown
+/// fields refused by the target type. Malformed JSON and wrong shapes are
+/// 400; range checks are the handler's (422).
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::payload_too_large()
+                } else {
+                    AppError::invalid_request(format!("could not read the body: {e}"))
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(AppError::invalid_request(
+                "expected a JSON object as the body",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| AppError::invalid_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The path's parameters by name, or a 400 in the API's shape.
+async fn path_params<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, AppError> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AppError::invalid_request(format!("bad path: {e}")))?;
+    Ok(params)
+}
+
+/// The `{event_id}` (and `{ticket}`, when the route has one) of a path.
+pub struct QueuePath {
+    pub event: EventId,
+    pub ticket: Option<Ticket>,
+}
+
+impl QueuePath {
+    pub fn ticket(&self) -> Result<&Ticket, AppError> {
+        self.ticket
+            .as_ref()
+            .ok_or_else(|| AppError::invalid_request("this route needs a ticket"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueuePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts, state).await?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let event = get("event_id").and_then(EventId::parse).ok_or_else(|| {
+            AppError::invalid_request("event_id must be 1-64 characters of [a-z0-9-]")
+        })?;
+        let ticket = match get("ticket") {
+            None => None,
+            Some(raw) => Some(Ticket::parse(raw).ok_or_else(|| {
+                AppError::invalid_request("ticket must be the 22-character id the join returned")
+            })?),
+        };
+        Ok(QueuePath { event, ticket })
+    }
+}
+
+/// The `{hold_id}` or `{reservation_id}` of a path: a 22-character id, or
+/// a 400 in the API's error shape.
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let (name, raw) = path_params(parts, state)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::invalid_request("this route needs an id"))?;
+        Ticket::parse(&raw)
+            .map(|t| IdPath(t.as_str().to_string()))
+            .ok_or_else(|| {
+                AppError::invalid_request(format!(
+                    "{name} must be the 22-character id the API returned"
+                ))
+            })
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy,
+/// the nearest address in `X-Forwarded-For` that is not a trusted proxy.
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::internal())?;
+        Ok(ClientAddr(client_addr(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+        )))
+    }
+}
+
+pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut addr = peer.ip();
+    if !is_trusted(&addr) {
+        return addr;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for hop in hops.iter().rev() {
+        addr = *hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    addr
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `Authorization: Bearer <ADMIN_TOKEN>` against every accepted
+/// token, in constant time per token.
+pub fn require_admin(headers: &HeaderMap, tokens: &[String]) -> Result<(), AppError> {
+    let Some(presented) = bearer(headers) else {
+        return Err(AppError::unauthorized(
+            "missing Authorization: Bearer <admin token>",
+        ));
+    };
+    let mut ok = false;
+    for t in tokens {
+        ok |= constant_time_eq(presented.as_bytes(), t.as_bytes());
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::unauthorized("the admin token is not valid"))
+    }
+}
+
+/// Requires the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        require_admin(&parts.headers, &state.admin_tokens).map(|()| Admin)
+    }
+}
+
+/// The booking service, or 503 `booking_disabled`.
+pub struct Bookings(pub Arc<Booking>);
+
+impl FromRequestParts<AppState> for Bookings {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .booking
+            .clone()
+            .map(Bookings)
+            .ok_or_else(|| BookingError::Disabled.into())
+    }
+}
+
+/// The admission token of the request: 401 when missing, malformed, forged
+/// or past its `exp`.
+fn admission(state: &AppState, headers: &HeaderMap) -> Result<AdmissionClaims, AppError> {
+    let token = bearer(headers)
+        .ok_or_else(|| AppError::unauthorized("missing Authorization: Bearer <admission token>"))?;
+    state
+        .admission_keys
+        .verify(token, now_ms() / 1000)
+        .map_err(|e| AppError::unauthorized(format!("admission token: {e}")))
+}
+
+/// The claims of a valid admission token.
+pub struct Fan(pub AdmissionClaims);
+
+impl FromRequestParts<AppState> for Fan {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        admission(state, &parts.headers).map(Fan)
+    }
+}
+
+/// An admin (by ADMIN_TOKEN) or the fan of an admission token.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if require_admin(&parts.headers, &state.admin_tokens).is_ok() {
+            return Ok(Caller::Admin);
+        }
+        let claims = admission(state, &parts.headers)?;
+        Ok(Caller::Fan {
+            event: claims.event_id,
+            ticket: claims.ticket,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(xff).unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let alb: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        // Behind the ALB: the rightmost untrusted hop is the client.
+        assert_eq!(
+            client_addr(alb, &headers("1.2.3.4, 203.0.113.5"), &trusted).to_string(),
+            "203.0.113.5"
+        );
+        // A client cannot spoof through a trusted proxy by prepending.
+        assert_eq!(
+            client_addr(alb, &headers("6.6.6.6, 203.0.113.5, 10.9.9.9"), &trusted).to_string(),
+            "203.0.113.5"
+        );
+        // Not from a trusted proxy: the header is ignored.
+        assert_eq!(
+            client_addr(stranger, &headers("1.2.3.4"), &trusted).to_string(),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn admin_tokens_rotate() {
+        let tokens = vec![
+            "old-token-000000000".to_string(),
+            "new-token-111111111".to_string(),
+        ];
+        let mut h = HeaderMap::new();
+        assert!(require_admin(&h, &tokens).is_err());
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer new-token-111111111"),
+        );
+        assert!(require_admin(&h, &tokens).is_ok());
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer old-token-000000000"),
+        );
+        assert!(require_admin(&h, &tokens).is_ok());
+        h.insert("authorization", HeaderValue::from_static("Bearer nope"));
+        assert!(require_admin(&h, &tokens).is_err());
+    }
+}
