@@ -6,10 +6,10 @@
 mod bench;
 mod dev;
 mod flags;
+mod helm;
 mod migrate;
 mod test;
 mod tools;
-#[allow(dead_code)] // used by the infrastructure checks
 mod venv;
 
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use crate::Result;
 
 /// A Debian package, pinned to an upstream version (the Debian revision may
 /// move with security updates).
-struct Package {
+pub(crate) struct Package {
     binary: &'static str,
     packages: &'static [&'static str],
 }
@@ -21,6 +21,13 @@ const REDIS: Package = Package {
 const MARIADB: Package = Package {
     binary: "mariadbd",
     packages: &["mariadb-server=1:10.11.*", "mariadb-client=1:10.11.*"],
+};
+
+/// `promtool`, which checks the chart's PrometheusRule (Debian packages it
+/// with the Prometheus server).
+pub(crate) const PROMTOOL: Package = Package {
+    binary: "promtool",
+    packages: &["prometheus=2.42.0+ds-*"],
 };
 
 /// Debian ships one Chromium per release and replaces it with each security
@@ -51,7 +58,7 @@ fn install_command(packages: &[&str]) -> String {
 }
 
 /// Installs whatever of `wanted` is missing, in one apt-get run.
-fn ensure(sh: &Shell, wanted: &[&Package]) -> Result {
+pub(crate) fn ensure(sh: &Shell, wanted: &[&Package]) -> Result {
     let missing: Vec<&Package> = wanted
         .iter()
         .copied()
@@ -112,8 +119,8 @@ fn ensure_e2e_modules(sh: &Shell) -> Result {
     Ok(())
 }
 
-/// Every Debian package the dev stack and the tests start.
-const SERVICES: [&Package; 3] = [&REDIS, &MARIADB, &CHROMIUM];
+/// Every Debian package the dev stack and the tests use.
+const SERVICES: [&Package; 4] = [&REDIS, &MARIADB, &CHROMIUM, &PROMTOOL];
 
 /// Everything the dev stack and the tests need.
 pub fn ensure_all(sh: &Shell) -> Result {

@@ -1,0 +1,646 @@
+"""The chart's checks that need the Helm engine and YAML, run by
+xtask/src/helm.rs in the pinned `helm` venv (xtask/python/helm.txt).
+
+It lints and renders helm/admission with each environment's values (and an
+overlay that turns every optional template on), proves that bad values fail
+to render, validates every manifest (Kubernetes schemas for built-in kinds,
+structural schemas for custom resources), checks the names against
+environments/<env>.toml and the ArgoCD Applications against the tree, and
+writes what the Rust side checks next under --out:
+
+  <set>/NN-<kind>-<name>.yaml  one manifest per file (checkov scans them)
+  <set>/rules-<name>.yaml      each PrometheusRule's groups (promtool)
+  <set>/promql.tsv             source TAB expression, one per line
+  <set>/db-bootstrap.sh        the bootstrap Job's script, from its ConfigMap
+  <set>/db-bootstrap.env       the Job's environment: NAME=value:... or
+                               NAME=secret:<secret>/<key>
+
+Progress goes to stderr; any failure is listed and the exit code is 1.
+"""
+
+import argparse
+import copy
+import ipaddress
+import json
+import os
+import re
+import shutil
+import sys
+import tomllib
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ENVS = ("dev", "prod")
+CHART = "helm/admission"
+ALL_FEATURES = "ci/all-features-values.yaml"
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+failures = []
+
+
+def fail(where, message):
+    failures.append(f"{where}: {message}")
+    print(f"    ✗ {where}: {message}", file=sys.stderr)
+
+
+def step(message):
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def merge(base, overlay):
+    """Deep merge, as `helm -f a -f b` does: maps merge, the rest is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def docs_of(rendered):
+    """Parsed manifests of a render, NOTES.txt left out."""
+    docs = []
+    for template, text in sorted(rendered.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                docs.append((template, doc))
+    return docs
+
+
+def find(docs, kind, name=None):
+    return [d for _, d in docs if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+# ---------------------------------------------------------------- custom resources
+
+def _obj(props, required=(), extra=False):
+    return {"type": "object", "properties": props, "required": list(required), "additionalProperties": extra}
+
+
+_STR = {"type": "string", "minLength": 1}
+_META = _obj({"name": _STR, "namespace": _STR, "labels": {"type": "object"},
+              "annotations": {"type": "object"}, "finalizers": {"type": "array", "items": _STR}},
+             ["name"])
+_RULE = {"type": "object", "additionalProperties": False,
+         "properties": {"alert": _STR, "record": _STR, "expr": _STR,
+                        "for": {"type": "string", "pattern": r"^\d+[smhd]$"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "annotations": {"type": "object", "additionalProperties": {"type": "string"}}},
+         "required": ["expr"], "oneOf": [{"required": ["alert"]}, {"required": ["record"]}]}
+_APP_SOURCE = _obj({
+    "repoURL": _STR, "targetRevision": _STR, "path": _STR, "chart": _STR, "ref": _STR,
+    "helm": _obj({"releaseName": _STR, "valueFiles": {"type": "array", "items": _STR, "minItems": 1},
+                  "values": {"type": "string"}, "valuesObject": {"type": "object"}}),
+    "directory": {"type": "object"},
+}, ["repoURL", "targetRevision"])
+_SYNC = _obj({
+    "automated": _obj({"prune": {"type": "boolean"}, "selfHeal": {"type": "boolean"},
+                       "allowEmpty": {"type": "boolean"}}),
+    "syncOptions": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z]+=[A-Za-z0-9-]+$"}},
+    "retry": {"type": "object"},
+})
+
+# The fields this repository uses, with their types; unknown fields are
+# refused (a typo would otherwise be silently ignored by the operator).
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({"groups": {"type": "array", "minItems": 1, "items": _obj({
+            "name": _STR, "interval": {"type": "string"},
+            "rules": {"type": "array", "minItems": 1, "items": _RULE}}, ["name", "rules"])}}, ["groups"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({
+            "selector": _obj({"matchLabels": {"type": "object"}}, ["matchLabels"]),
+            "namespaceSelector": _obj({"matchNames": {"type": "array", "items": _STR}}),
+            "endpoints": {"type": "array", "minItems": 1, "items": _obj({
+                "port": _STR, "path": {"type": "string", "pattern": "^/"},
+                "interval": {"type": "string", "pattern": r"^\d+(ms|s|m)$"},
+                "scrapeTimeout": {"type": "string", "pattern": r"^\d+(ms|s|m)$"}}, ["port"])},
+        }, ["selector", "endpoints"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("keda.sh/v1alpha1", "ScaledObject"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({
+            "scaleTargetRef": _obj({"apiVersion": _STR, "kind": _STR, "name": _STR}, ["name"]),
+            "minReplicaCount": {"type": "integer", "minimum": 0},
+            "maxReplicaCount": {"type": "integer", "minimum": 1},
+            "pollingInterval": {"type": "integer", "minimum": 1},
+            "cooldownPeriod": {"type": "integer", "minimum": 0},
+            "advanced": {"type": "object"},
+            "triggers": {"type": "array", "minItems": 1, "items": _obj({
+                "type": {"enum": ["cpu", "memory", "prometheus"]},
+                "metricType": {"enum": ["Utilization", "AverageValue", "Value"]},
+                "metadata": {"type": "object", "additionalProperties": {"type": "string"}}},
+                ["type", "metadata"])},
+        }, ["scaleTargetRef", "triggers"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("external-secrets.io/v1", "ExternalSecret"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({
+            "refreshInterval": {"type": "string", "pattern": r"^\d+[smh]$"},
+            "secretStoreRef": _obj({"kind": {"enum": ["SecretStore", "ClusterSecretStore"]}, "name": _STR},
+                                   ["kind", "name"]),
+            "target": _obj({"name": _STR, "creationPolicy": {"enum": ["Owner", "Orphan", "Merge", "None"]},
+                            "template": _obj({"engineVersion": {"enum": ["v2"]},
+                                              "data": {"type": "object", "additionalProperties": {"type": "string"}}})},
+                           ["name"]),
+            "data": {"type": "array", "minItems": 1, "items": _obj({
+                "secretKey": _STR,
+                "remoteRef": _obj({"key": {"type": "string", "pattern": r"^(arn:aws[a-z-]*:secretsmanager:|[A-Za-z0-9/_+=.@!-]+$)"},
+                                   "property": _STR}, ["key"])}, ["secretKey", "remoteRef"])},
+        }, ["secretStoreRef", "target", "data"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("argoproj.io/v1alpha1", "Application"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({
+            "project": _STR,
+            "source": _APP_SOURCE,
+            "sources": {"type": "array", "minItems": 1, "items": _APP_SOURCE},
+            "destination": _obj({"server": _STR, "name": _STR, "namespace": _STR}, ["namespace"]),
+            "syncPolicy": _SYNC,
+            "ignoreDifferences": {"type": "array"},
+            "revisionHistoryLimit": {"type": "integer", "minimum": 1},
+        }, ["project", "destination"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+    ("argoproj.io/v1alpha1", "AppProject"): _obj({
+        "apiVersion": _STR, "kind": _STR, "metadata": _META,
+        "spec": _obj({
+            "description": {"type": "string"},
+            "sourceRepos": {"type": "array", "minItems": 1, "items": _STR},
+            "destinations": {"type": "array", "minItems": 1,
+                             "items": _obj({"server": _STR, "namespace": _STR, "name": _STR})},
+            "clusterResourceWhitelist": {"type": "array", "items": _obj({"group": {"type": "string"}, "kind": _STR})},
+            "namespaceResourceWhitelist": {"type": "array", "items": _obj({"group": {"type": "string"}, "kind": _STR})},
+        }, ["sourceRepos", "destinations"]),
+    }, ["apiVersion", "kind", "metadata", "spec"]),
+}
+
+
+def validate_manifest(where, doc, kube_version):
+    """Kubernetes' own schema for built-in kinds, ours for custom resources."""
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    if key in CRD_SCHEMAS:
+        try:
+            jsonschema.Draft202012Validator(CRD_SCHEMAS[key]).validate(doc)
+        except jsonschema.ValidationError as e:
+            path = "/".join(str(p) for p in e.absolute_path)
+            fail(where, f"{key[1]} at /{path}: {e.message}")
+        if key == ("argoproj.io/v1alpha1", "Application"):
+            spec = doc["spec"]
+            if ("source" in spec) == ("sources" in spec):
+                fail(where, "an Application needs exactly one of source and sources")
+        return
+    try:
+        kubernetes_validate.validate(doc, kube_version, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        fail(where, f"no Kubernetes {kube_version} schema for {key[0]} {key[1]}, and no structural one here")
+    except kubernetes_validate.ValidationError as e:
+        path = "/".join(str(p) for p in e.path)
+        fail(where, f"{key[1]} at /{path}: {e.message}")
+
+
+# ---------------------------------------------------------------- render sets
+
+def render(chart, values, namespace, release):
+    return chart.render(values, name=release, namespace=namespace, is_install=True)
+
+
+def write_set(out_dir, docs):
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    for i, (_, doc) in enumerate(docs):
+        name = f"{i:02d}-{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        with open(os.path.join(out_dir, name), "w") as f:
+            yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def one_line(expr):
+    return " ".join(expr.split())
+
+
+def write_promql(out_dir, docs):
+    """Every PromQL expression the set names: rules, dashboard, KEDA."""
+    lines = []
+    for doc in find(docs, "PrometheusRule"):
+        name = doc["metadata"]["name"]
+        with open(os.path.join(out_dir, f"rules-{name}.yaml"), "w") as f:
+            yaml.safe_dump({"groups": doc["spec"]["groups"]}, f, sort_keys=False)
+        for group in doc["spec"]["groups"]:
+            for rule in group["rules"]:
+                lines.append((f"PrometheusRule {name} {rule.get('alert') or rule.get('record')}", rule["expr"]))
+    for doc in find(docs, "ConfigMap"):
+        for key, text in (doc.get("data") or {}).items():
+            if not key.endswith(".json"):
+                continue
+            dashboard = json.loads(text)
+            for panel in dashboard.get("panels", []):
+                for target in panel.get("targets", []):
+                    lines.append((f"dashboard {key} panel {panel.get('title')!r}", target["expr"]))
+            for var in dashboard.get("templating", {}).get("list", []):
+                query = var.get("query")
+                query = query.get("query") if isinstance(query, dict) else query
+                m = re.match(r"^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", query or "")
+                if var.get("type") == "query" and m:
+                    lines.append((f"dashboard {key} variable {var['name']}", m.group(1)))
+    for doc in find(docs, "ScaledObject"):
+        for trigger in doc["spec"]["triggers"]:
+            if trigger["type"] == "prometheus":
+                lines.append((f"ScaledObject {doc['metadata']['name']}", trigger["metadata"]["query"]))
+    with open(os.path.join(out_dir, "promql.tsv"), "w") as f:
+        for source, expr in lines:
+            f.write(f"{source}\t{one_line(expr)}\n")
+    return len(lines)
+
+
+def write_bootstrap(out_dir, docs, where):
+    maps = [d for d in find(docs, "ConfigMap") if "db-bootstrap.sh" in (d.get("data") or {})]
+    jobs = [d for d in find(docs, "Job") if d["metadata"]["name"].endswith("-db-bootstrap")]
+    if len(maps) != 1 or len(jobs) != 1:
+        fail(where, "expected one db-bootstrap ConfigMap and one db-bootstrap Job")
+        return
+    with open(os.path.join(out_dir, "db-bootstrap.sh"), "w") as f:
+        f.write(maps[0]["data"]["db-bootstrap.sh"])
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in jobs[0]["spec"]["template"]["spec"]["volumes"]}
+    command = container.get("command", [])
+    script_mount = next((mounts[n] for n, v in volumes.items()
+                         if v.get("configMap", {}).get("name") == maps[0]["metadata"]["name"] and n in mounts), None)
+    if script_mount is None or command[-1:] != [f"{script_mount}/db-bootstrap.sh"]:
+        fail(where, f"the bootstrap Job does not run the script from its ConfigMap (command {command})")
+    with open(os.path.join(out_dir, "db-bootstrap.env"), "w") as f:
+        for env in container["env"]:
+            if "value" in env:
+                f.write(f"{env['name']}=value:{env['value']}\n")
+            else:
+                ref = env["valueFrom"]["secretKeyRef"]
+                f.write(f"{env['name']}=secret:{ref['name']}/{ref['key']}\n")
+
+
+# ---------------------------------------------------------------- agreement with environments/<env>.toml
+
+def check_environment(env, t, values, docs, app_env):
+    where = f"{env}"
+    k, aws, app = t["kubernetes"], t["aws"], t["app"]
+    account, region = aws["account_id"], aws["region"]
+    if k["values_file"] != f"{CHART}/values-{env}.yaml" or not os.path.isfile(k["values_file"]):
+        fail(where, f"[kubernetes].values_file is {k['values_file']}, expected an existing {CHART}/values-{env}.yaml")
+    for _, doc in docs:
+        ns = doc["metadata"].get("namespace")
+        if ns != k["namespace"]:
+            fail(where, f"{doc['kind']} {doc['metadata']['name']} is in namespace {ns}, not [kubernetes].namespace {k['namespace']}")
+
+    role_arn = f"arn:aws:iam::{account}:role/{app['role_name']}"
+    sas = find(docs, "ServiceAccount")
+    if len(sas) != 1:
+        fail(where, f"expected one ServiceAccount, found {len(sas)}")
+    else:
+        sa = sas[0]
+        if sa["metadata"]["name"] != k["service_account"]:
+            fail(where, f"ServiceAccount is {sa['metadata']['name']}, not [kubernetes].service_account {k['service_account']}")
+        got = sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn")
+        if got != role_arn:
+            fail(where, f"ServiceAccount role annotation is {got}, expected {role_arn} (the eks module's [app].role_name)")
+
+    deployments = find(docs, "Deployment")
+    if len(deployments) != 1:
+        fail(where, f"expected one Deployment, found {len(deployments)}")
+        return
+    pod = deployments[0]["spec"]["template"]["spec"]
+    if pod.get("serviceAccountName") != k["service_account"]:
+        fail(where, f"the pods run as {pod.get('serviceAccountName')}, not {k['service_account']}")
+    c = pod["containers"][0]
+    repo = f"{account}.dkr.ecr.{region}.amazonaws.com/{app['ecr_repository']}"
+    image_repo, _, tag = c["image"].rpartition(":")
+    if image_repo != repo:
+        fail(where, f"image repository {image_repo}, expected {repo}")
+    if not SHA.match(tag):
+        fail(where, f"image tag {tag!r} is not an immutable git short sha")
+
+    env_vars = {e["name"]: e for e in c["env"]}
+    allowed = set(app_env) | {"RUST_LOG", "KINESIS_STREAM"}
+    for name in env_vars:
+        if name not in allowed:
+            fail(where, f"env {name} is none of the app's settings (app/src/config.rs)")
+    for name in ("LISTEN_ADDR", "REDIS_CLUSTER_NODES", "ADMIN_TOKEN", "TOKEN_KEYS", "REPLICA_ID",
+                 "TRUSTED_PROXIES", "KEY_PREFIX", "LOG_FORMAT", "DATABASE_URL", "DATABASE_READ_URL", "KINESIS_STREAM"):
+        if name not in env_vars:
+            fail(where, f"env {name} is missing")
+    value = lambda n: env_vars.get(n, {}).get("value")
+    if env_vars.get("REPLICA_ID", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+        fail(where, "REPLICA_ID must come from the pod's name (downward API)")
+    for n in ("ADMIN_TOKEN", "DATABASE_URL", "DATABASE_READ_URL"):
+        if "secretKeyRef" not in env_vars.get(n, {}).get("valueFrom", {}):
+            fail(where, f"{n} must come from a Secret")
+    if value("KINESIS_STREAM") != app["kinesis_stream"]:
+        fail(where, f"KINESIS_STREAM is {value('KINESIS_STREAM')}, not [app].kinesis_stream {app['kinesis_stream']}")
+    if value("TRUSTED_PROXIES") != t["network"]["vpc_cidr"]:
+        fail(where, f"TRUSTED_PROXIES is {value('TRUSTED_PROXIES')}, not [network].vpc_cidr {t['network']['vpc_cidr']}")
+    for node in (value("REDIS_CLUSTER_NODES") or "").split(","):
+        if not re.match(rf"^rediss://{re.escape(app['cache_name'])}-[a-z0-9]+\.serverless\.[a-z0-9]+\.cache\.amazonaws\.com:6379$", node):
+            fail(where, f"REDIS_CLUSTER_NODES {node!r} is not the TLS endpoint of [app].cache_name {app['cache_name']}")
+    db = values["database"]
+    for field, kind in (("host", "cluster"), ("readerHost", "cluster-ro")):
+        if not re.match(rf"^{re.escape(app['aurora_cluster'])}\.{kind}-[a-z0-9]+\.{region}\.rds\.amazonaws\.com$", db[field]):
+            fail(where, f"database.{field} {db[field]} is not the {kind} endpoint of [app].aurora_cluster {app['aurora_cluster']} in {region}")
+    # TOKEN_KEYS: kid:path, every path a file of the token-key Secret volume.
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for spec in (value("TOKEN_KEYS") or "").split(","):
+        kid, _, path = spec.partition(":")
+        directory, _, file = path.rpartition("/")
+        volume = volumes.get(mounts.get(directory, ""), {})
+        items = [i["path"] for i in volume.get("secret", {}).get("items", [])]
+        if not kid or file not in items:
+            fail(where, f"TOKEN_KEYS entry {spec!r} is not a file mounted from a Secret")
+    sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
+    if not sleep or pod.get("terminationGracePeriodSeconds", 30) <= sleep + 10:
+        fail(where, "preStop sleep missing, or terminationGracePeriodSeconds not above it plus the app's 10 s")
+    if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/health/ready" or \
+            c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health/live":
+        fail(where, "probes must be /health/ready and /health/live")
+
+    ingresses = find(docs, "Ingress")
+    if len(ingresses) != 1:
+        fail(where, "expected one Ingress")
+    else:
+        ing = ingresses[0]
+        a = ing["metadata"]["annotations"]
+        host = ing["spec"]["rules"][0]["host"]
+        if host != t["ingress"]["host"] or not host.endswith("." + t["ingress"]["zone"]):
+            fail(where, f"Ingress host {host}, expected [ingress].host {t['ingress']['host']} in zone {t['ingress']['zone']}")
+        if a.get("alb.ingress.kubernetes.io/group.name") != t["ingress"]["group_name"]:
+            fail(where, f"ALB group {a.get('alb.ingress.kubernetes.io/group.name')}, expected [ingress].group_name")
+        if not re.match(rf"^arn:aws:acm:{region}:{account}:certificate/", a.get("alb.ingress.kubernetes.io/certificate-arn", "")):
+            fail(where, "the certificate ARN is not an ACM certificate of this account and region")
+        idle = re.search(r"idle_timeout\.timeout_seconds=(\d+)", a.get("alb.ingress.kubernetes.io/load-balancer-attributes", ""))
+        if not idle or int(idle.group(1)) <= 60:
+            fail(where, "the ALB idle timeout must be set above 60 s for WebSockets")
+        dereg = re.search(r"deregistration_delay\.timeout_seconds=(\d+)", a.get("alb.ingress.kubernetes.io/target-group-attributes", ""))
+        if not dereg or int(dereg.group(1)) > 60:
+            fail(where, "target-group deregistration delay must be set, about 30 s")
+        if a.get("alb.ingress.kubernetes.io/target-type") != "ip":
+            fail(where, "the Ingress must use target-type ip")
+
+    hpas = find(docs, "HorizontalPodAutoscaler")
+    pdbs = find(docs, "PodDisruptionBudget")
+    if hpas and hpas[0]["spec"]["minReplicas"] > 1 and not pdbs:
+        fail(where, "more than one replica runs but no PodDisruptionBudget was rendered")
+
+
+def check_addons(env, t):
+    """The add-ons' committed values against environments/<env>.toml."""
+    aws, k = t["aws"], t["kubernetes"]
+    ad = k["addons"]
+    role = lambda name: f"arn:aws:iam::{aws['account_id']}:role/{name}"
+    d = "helm/addons"
+
+    def expect(addon, got, want, what):
+        if got != want:
+            fail(f"{d}/{addon}/values-{env}.yaml", f"{what} is {got!r}, expected {want!r}")
+
+    lbc = load_yaml(f"{d}/aws-load-balancer-controller/values-{env}.yaml")
+    expect("aws-load-balancer-controller", lbc.get("clusterName"), k["cluster"], "clusterName")
+    expect("aws-load-balancer-controller", lbc.get("region"), aws["region"], "region")
+    expect("aws-load-balancer-controller", lbc["serviceAccount"]["name"], "aws-load-balancer-controller", "serviceAccount.name")
+    expect("aws-load-balancer-controller", lbc["serviceAccount"]["annotations"].get("eks.amazonaws.com/role-arn"),
+           role(ad["lb_controller_role_name"]), "the IRSA role")
+
+    dns = load_yaml(f"{d}/external-dns/values-{env}.yaml")
+    expect("external-dns", dns.get("txtOwnerId"), k["cluster"], "txtOwnerId")
+    expect("external-dns", dns.get("domainFilters"), [t["ingress"]["zone"]], "domainFilters")
+    expect("external-dns", {e["name"]: e["value"] for e in dns.get("env", [])}.get("AWS_DEFAULT_REGION"),
+           aws["region"], "AWS_DEFAULT_REGION")
+    expect("external-dns", dns["serviceAccount"]["name"], "external-dns", "serviceAccount.name")
+    expect("external-dns", dns["serviceAccount"]["annotations"].get("eks.amazonaws.com/role-arn"),
+           role(ad["external_dns_role_name"]), "the IRSA role")
+
+    if ad["node_autoscaler"] != "cluster-autoscaler":
+        fail(f"environments/{env}.toml", f"[kubernetes.addons].node_autoscaler {ad['node_autoscaler']!r} has no values here")
+    ca = load_yaml(f"{d}/cluster-autoscaler/values-{env}.yaml")
+    expect("cluster-autoscaler", ca.get("autoDiscovery", {}).get("clusterName"), k["cluster"], "autoDiscovery.clusterName")
+    expect("cluster-autoscaler", ca.get("awsRegion"), aws["region"], "awsRegion")
+    expect("cluster-autoscaler", ca["rbac"]["serviceAccount"]["name"], "cluster-autoscaler", "rbac.serviceAccount.name")
+    expect("cluster-autoscaler", ca["rbac"]["serviceAccount"]["annotations"].get("eks.amazonaws.com/role-arn"),
+           role(ad["node_autoscaler_role_name"]), "the IRSA role")
+
+    kps = load_yaml(f"{d}/kube-prometheus-stack/values-{env}.yaml")
+    expect("kube-prometheus-stack", kps["prometheus"]["prometheusSpec"]["externalLabels"].get("cluster"), k["cluster"],
+           "prometheus externalLabels.cluster")
+    if ad["namespace"] != "kube-system":
+        fail(f"environments/{env}.toml", "[kubernetes.addons].namespace must be kube-system, where the Applications install them")
+
+
+def check_argocd(env, t, kube_version):
+    """The Applications of one environment: valid, and pointing at what exists."""
+    k, g = t["kubernetes"], t["gitops"]
+    base = f"helm/argocd/{env}"
+    files = [f"{base}/root.yaml"] + sorted(
+        os.path.join(f"{base}/apps", f) for f in os.listdir(f"{base}/apps") if f.endswith(".yaml"))
+    apps = {}
+    for path in files:
+        with open(path) as f:
+            for doc in yaml.safe_load_all(f):
+                if doc:
+                    validate_manifest(path, doc, kube_version)
+                    if doc["kind"] == "Application":
+                        apps[doc["metadata"]["name"]] = (path, doc)
+    projects = {d["metadata"]["name"] for p in files for d in yaml.safe_load_all(open(p)) if d and d["kind"] == "AppProject"}
+
+    def repo_paths(path, src):
+        if src["repoURL"] != g["repo_url"] or src["targetRevision"] != g["revision"]:
+            fail(path, f"source {src['repoURL']}@{src['targetRevision']} is not [gitops] {g['repo_url']}@{g['revision']}")
+
+    root = apps.pop("root", None)
+    if not root or root[1]["spec"]["source"]["path"] != f"{base}/apps":
+        fail(base, f"root.yaml must be an Application named root syncing {base}/apps")
+    else:
+        repo_paths(root[0], root[1]["spec"]["source"])
+
+    addons = sorted(os.listdir("helm/addons"))
+    for name, (path, app) in sorted(apps.items()):
+        spec = app["spec"]
+        if spec["project"] not in projects:
+            fail(path, f"{name}: project {spec['project']} is not defined in {base}/apps")
+        automated = "automated" in (spec.get("syncPolicy") or {})
+        if name == k["release"]:
+            src = spec["source"]
+            repo_paths(path, src)
+            chart_dir = src["path"]
+            if not os.path.isfile(os.path.join(chart_dir, "Chart.yaml")):
+                fail(path, f"{name}: path {chart_dir} holds no chart")
+            files_ = [os.path.normpath(os.path.join(chart_dir, v)) for v in src["helm"]["valueFiles"]]
+            for v in files_:
+                if not os.path.isfile(v):
+                    fail(path, f"{name}: values file {v} does not exist")
+            if files_ != [k["values_file"]]:
+                fail(path, f"{name}: values files {files_}, expected [{k['values_file']}] ([kubernetes].values_file)")
+            if src["helm"].get("releaseName") != k["release"]:
+                fail(path, f"{name}: releaseName {src['helm'].get('releaseName')}, expected [kubernetes].release {k['release']}")
+            if spec["destination"]["namespace"] != k["namespace"]:
+                fail(path, f"{name}: namespace {spec['destination']['namespace']}, expected {k['namespace']}")
+            want_auto = env == "dev"
+            if automated != want_auto:
+                fail(path, f"{name}: {env} must {'sync by itself' if want_auto else 'sync only by hand'}")
+            if want_auto and not spec["syncPolicy"]["automated"].get("selfHeal"):
+                fail(path, f"{name}: dev must self-heal")
+            continue
+        if name not in addons:
+            fail(path, f"{name}: no helm/addons/{name} values for this add-on")
+            continue
+        addons.remove(name)
+        sources = spec.get("sources", [])
+        chart = [s for s in sources if "chart" in s]
+        ref = [s for s in sources if s.get("ref") == "values"]
+        if len(chart) != 1 or len(ref) != 1:
+            fail(path, f"{name}: expected one chart source and one `ref: values` source")
+            continue
+        repo_paths(path, ref[0])
+        if not SEMVER.match(str(chart[0]["targetRevision"])):
+            fail(path, f"{name}: chart version {chart[0]['targetRevision']!r} is not pinned to an exact version")
+        for v in chart[0]["helm"]["valueFiles"]:
+            if not v.startswith("$values/"):
+                fail(path, f"{name}: values file {v} is not from this repository ($values/...)")
+            elif not os.path.isfile(v[len("$values/"):]):
+                fail(path, f"{name}: values file {v[len('$values/'):]} does not exist")
+            elif v != f"$values/helm/addons/{name}/values-{env}.yaml":
+                fail(path, f"{name}: values file {v} is not this environment's")
+        if automated != (env == "dev"):
+            fail(path, f"{name}: add-ons sync by themselves in dev only")
+    for name in addons:
+        fail(base, f"helm/addons/{name} has no Application")
+    return len(apps)
+
+
+# ---------------------------------------------------------------- schema and behaviour cases
+
+# (what, overlay, text the error must contain): each must fail to render.
+NEGATIVE = [
+    ("a `latest` image tag", {"image": {"tag": "latest"}}, "/image/tag"),
+    ("a mutable version tag", {"image": {"tag": "v1.2.3"}}, "/image/tag"),
+    ("plain-text Redis", {"redis": {"clusterNodes": ["redis://cache:6379"]}}, "/redis/clusterNodes/0"),
+    ("a brace in KEY_PREFIX", {"config": {"keyPrefix": "a{b}"}}, "/config/keyPrefix"),
+    ("an unknown LOG_FORMAT", {"config": {"logFormat": "xml"}}, "/config/logFormat"),
+    ("a tick above 250 ms", {"config": {"admissionTickMs": 500}}, "/config/admissionTickMs"),
+    ("the ALB's 60 s idle timeout", {"ingress": {"idleTimeoutSeconds": 60}}, "/ingress/idleTimeoutSeconds"),
+    ("a writable root filesystem", {"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext/readOnlyRootFilesystem"),
+    ("running as root", {"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+    ("a misspelt value", {"autoscalling": {"enabled": True}}, "autoscalling"),
+    ("no token key", {"tokenKeys": {"keys": []}}, "/tokenKeys/keys"),
+    ("a non-IAM role ARN", {"serviceAccount": {"roleArn": "tickets-dev-admission"}}, "/serviceAccount/roleArn"),
+    ("min replicas above max", {"autoscaling": {"minReplicas": 20, "maxReplicas": 10}}, "autoscaling.minReplicas"),
+    ("a grace period shorter than the preStop sleep", {"terminationGracePeriodSeconds": 25}, "terminationGracePeriodSeconds"),
+    ("a duplicate key id", {"tokenKeys": {"keys": [{"kid": "a", "file": "a.pem"}, {"kid": "a", "file": "b.pem"}]}}, "appears twice"),
+    ("no image tag", {"image": {"tag": ""}}, "image.tag is required"),
+]
+
+
+def check_negative(chart, base, ns, release):
+    for what, overlay, expected in NEGATIVE:
+        try:
+            render(chart, merge(base, overlay), ns, release)
+            fail("values.schema.json", f"{what} rendered without an error")
+        except (helm_python.HelmValuesError, helm_python.HelmRenderError) as e:
+            if expected not in str(e):
+                fail("values.schema.json", f"{what} failed, but not on {expected!r}: {str(e).strip()[:300]}")
+
+
+def check_pdb_rule(chart, base, ns, release):
+    """A PodDisruptionBudget only when more than one replica runs."""
+    cases = [
+        ("one fixed replica", {"autoscaling": {"enabled": False}, "replicaCount": 1}, False),
+        ("two fixed replicas", {"autoscaling": {"enabled": False}, "replicaCount": 2}, True),
+        ("an HPA from one replica", {"autoscaling": {"minReplicas": 1}}, False),
+        ("an HPA from two replicas", {"autoscaling": {"minReplicas": 2}}, True),
+        ("KEDA from one replica", {"keda": {"enabled": True}, "autoscaling": {"minReplicas": 1}}, False),
+    ]
+    for what, overlay, want in cases:
+        docs = docs_of(render(chart, merge(base, overlay), ns, release))
+        if bool(find(docs, "PodDisruptionBudget")) != want:
+            fail("templates/pdb.yaml", f"with {what} a PodDisruptionBudget {'is missing' if want else 'was rendered'}")
+        if find(docs, "HorizontalPodAutoscaler") and find(docs, "ScaledObject"):
+            fail("templates/hpa.yaml", f"with {what} both an HPA and a ScaledObject were rendered")
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--kube-version", required=True)
+    p.add_argument("--app-env", required=True, help="comma-separated env var names of app/src/config.rs")
+    args = p.parse_args()
+    app_env = [n for n in args.app_env.split(",") if n]
+    os.makedirs(args.out, exist_ok=True)
+
+    chart = helm_python.Chart.load(CHART)
+    step(f"helm {helm_python.helm_sdk_version()}: chart {chart.name}-{chart.version}, Kubernetes {args.kube_version}")
+    envs = {env: tomllib.load(open(f"environments/{env}.toml", "rb")) for env in ENVS}
+    sets = {}
+    for env in ENVS:
+        values = load_yaml(f"{CHART}/values-{env}.yaml")
+        sets[env] = (env, values)
+    sets["all-features"] = ("dev", merge(load_yaml(f"{CHART}/values-dev.yaml"), load_yaml(f"{CHART}/{ALL_FEATURES}")))
+
+    for name, (env, values) in sets.items():
+        k = envs[env]["kubernetes"]
+        report = helm_python.lint(CHART, values, namespace=k["namespace"], kube_version=f"v{args.kube_version}")
+        for m in report["messages"]:
+            if m["severity"] >= 2:
+                fail(f"helm lint ({name})", f"{m['path']}: {m['error'].strip()}")
+        try:
+            rendered = render(chart, values, k["namespace"], k["release"])
+        except helm_python.HelmError as e:
+            fail(f"render ({name})", str(e).strip())
+            continue
+        docs = docs_of(rendered)
+        out_dir = os.path.join(args.out, name)
+        write_set(out_dir, docs)
+        for template, doc in docs:
+            validate_manifest(f"{name}: {template} {doc['kind']}/{doc['metadata']['name']}", doc, args.kube_version)
+        exprs = write_promql(out_dir, docs)
+        write_bootstrap(out_dir, docs, name)
+        kinds = sorted({d["kind"] for _, d in docs})
+        step(f"{name}: linted, rendered {len(docs)} manifests ({', '.join(kinds)}), validated; {exprs} PromQL expressions")
+        if name in ENVS:
+            check_environment(env, envs[env], chart.merge_values(values), docs, app_env)
+            if values.get("eventLog", {}).get("alerts"):
+                fail(name, "eventLog.alerts is on, but the app does not export the event log's metrics yet")
+
+    base_env = envs["dev"]["kubernetes"]
+    before = len(failures)
+    check_negative(chart, sets["dev"][1], base_env["namespace"], base_env["release"])
+    if len(failures) == before:
+        step(f"values.schema.json and the template rules refused all {len(NEGATIVE)} bad values")
+    before = len(failures)
+    check_pdb_rule(chart, sets["dev"][1], base_env["namespace"], base_env["release"])
+    if len(failures) == before:
+        step("PodDisruptionBudget only with more than one replica; never both HPA and ScaledObject")
+    for env in ENVS:
+        check_addons(env, envs[env])
+        before = len(failures)
+        n = check_argocd(env, envs[env], args.kube_version)
+        if len(failures) == before:
+            step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
+
+    if failures:
+        print(f"helm_check: {len(failures)} problem(s)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
