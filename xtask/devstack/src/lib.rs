@@ -12,6 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod chaos;
+pub use chaos::{ChaosProxy, Fault};
+
 /// The exact command that installs what the stack needs on Debian.
 pub const REDIS_INSTALL_HINT: &str =
     "sudo apt-get update && sudo apt-get install -y 'redis-server=5:7.0.15-*' 'redis-tools=5:7.0.15-*'";
