@@ -39,6 +39,12 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// The earliest time the database stores (MySQL's DATETIME starts at year
+/// 1000), in Unix milliseconds: 1000-01-01T00:00:00Z.
+pub const MIN_STORABLE_MS: i64 = -30_610_224_000_000;
+/// The latest: 9999-12-31T23:59:59.999Z.
+pub const MAX_STORABLE_MS: i64 = 253_402_300_799_999;
+
 /// The local clock in Unix milliseconds (only for display and token `iat`
 /// checks; queue order and expiry use Redis's clock).
 pub fn now_ms() -> i64 {
@@ -54,6 +60,18 @@ mod tests {
     fn formats_in_utc_with_optional_millis() {
         assert_eq!(format_ms(1_795_464_000_000), "2026-11-23T20:00:00Z");
         assert_eq!(format_ms(1_795_464_000_250), "2026-11-23T20:00:00.250Z");
+    }
+
+    #[test]
+    fn the_storable_range_is_the_datetime_range() {
+        assert_eq!(
+            parse_rfc3339_ms("1000-01-01T00:00:00Z"),
+            Some(MIN_STORABLE_MS)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("9999-12-31T23:59:59.999Z"),
+            Some(MAX_STORABLE_MS)
+        );
     }
 
     #[test]

@@ -64,11 +64,38 @@ pub struct Config {
     #[arg(long, env = "TOKEN_KEYS", value_delimiter = ',', required = true)]
     pub token_keys: Vec<KeySpec>,
 
-    /// Comma-separated `kid:path` pairs of P-256 public keys (SPKI PEM) that
-    /// verify identity tokens (ES256 JWTs signed by the ticketing site) for
-    /// events with `require_identity`.
+    /// `iss` claim of admission tokens (added only when set, and then
+    /// required on the booking routes). Never taken from request headers.
+    #[arg(long, env = "TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+
+    /// `aud` claim of admission tokens (added only when set, and then
+    /// required on the booking routes): the site that verifies them.
+    #[arg(long, env = "TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
+
+    /// Comma-separated `kid:path` pairs of public keys (SPKI PEM, P-256 for
+    /// ES256 or RSA for RS256) that verify identity tokens signed by the
+    /// ticketing site, for events with `require_identity`.
     #[arg(long, env = "IDENTITY_KEYS", value_delimiter = ',')]
     pub identity_keys: Vec<KeySpec>,
+
+    /// The ticketing site's JWKS (https://), e.g. its Cognito, Auth0 or
+    /// Keycloak key set: identity tokens signed by its keys (ES256 or RS256)
+    /// are accepted. Cached; fetched again when a token names an unknown key
+    /// (at most once a minute) and every hour.
+    #[arg(long, env = "IDENTITY_JWKS_URL")]
+    pub identity_jwks_url: Option<String>,
+
+    /// The `aud` that identity tokens without `event_id` (the site's own
+    /// login tokens) must carry; without it such tokens are refused.
+    #[arg(long, env = "IDENTITY_AUDIENCE")]
+    pub identity_audience: Option<String>,
+
+    /// Least seconds between two fetches of IDENTITY_JWKS_URL.
+    #[arg(long, env = "IDENTITY_JWKS_REFETCH_SECONDS", default_value_t = 60, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub identity_jwks_refetch_seconds: u64,
 
     /// Comma-separated CIDRs of proxies (load balancers) whose
     /// `X-Forwarded-For` header is believed when finding a client's address.
@@ -122,6 +149,25 @@ pub struct Config {
     #[arg(long, env = "MAX_SEATS_PER_TICKET", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_seats_per_ticket: u32,
+
+    /// Open WebSockets one ticket may have on a replica; a new one closes the
+    /// oldest (a fan who reloads the page keeps one live view).
+    #[arg(long, env = "MAX_SOCKETS_PER_TICKET", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub max_sockets_per_ticket: u16,
+
+    /// Open WebSockets on this replica; beyond it the upgrade answers 503
+    /// with Retry-After (fans fall back to polling). Keep it under the
+    /// process's open-file limit (20,000 here).
+    #[arg(long, env = "MAX_SOCKETS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sockets: u32,
+
+    /// Milliseconds a WebSocket message may take to be written before the
+    /// socket is dropped as not reading.
+    #[arg(long, env = "WEBSOCKET_SEND_TIMEOUT_MS", default_value_t = 10_000, hide = true,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub websocket_send_timeout_ms: u64,
 
     /// Log format: `json` (one JSON object per line) or `text`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]

@@ -25,6 +25,7 @@ struct Inner {
     admitted_total: IntCounterVec,
     last_admit: GaugeVec,
     loop_errors: IntCounterVec,
+    background_errors: IntCounterVec,
     websockets: IntGauge,
 }
 
@@ -107,6 +108,14 @@ impl Metrics {
             &["event"],
         )
         .expect("valid metric");
+        let background_errors = IntCounterVec::new(
+            Opts::new(
+                "admission_background_errors_total",
+                "Failures of this replica's background work, by task (hold_sweep, websocket_poll, sold_out); each is also logged at warn.",
+            ),
+            &["task"],
+        )
+        .expect("valid metric");
         let websockets = IntGauge::new(
             "admission_websocket_connections",
             "Open fan WebSockets on this replica.",
@@ -122,6 +131,7 @@ impl Metrics {
             Box::new(admitted_total.clone()),
             Box::new(last_admit.clone()),
             Box::new(loop_errors.clone()),
+            Box::new(background_errors.clone()),
             Box::new(websockets.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -138,14 +148,17 @@ impl Metrics {
                 admitted_total,
                 last_admit,
                 loop_errors,
+                background_errors,
                 websockets,
             }),
         }
     }
 
+    /// Records one answered request. `method` is labelled from a fixed set
+    /// (anything else is `other`), so a client cannot create series.
     pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+        let labels = [route, method_label(method), status.as_str()];
         self.inner
             .http_duration
             .with_label_values(&labels)
@@ -180,6 +193,26 @@ impl Metrics {
         }
     }
 
+    /// Drops every series of an event that no longer exists.
+    pub fn forget_event(&self, event: &str) {
+        let i = &self.inner;
+        let labels = [event];
+        let _ = i.queue_length.remove_label_values(&labels);
+        let _ = i.active_sessions.remove_label_values(&labels);
+        let _ = i.capacity.remove_label_values(&labels);
+        let _ = i.admitted_total.remove_label_values(&labels);
+        let _ = i.last_admit.remove_label_values(&labels);
+        let _ = i.loop_errors.remove_label_values(&labels);
+    }
+
+    /// A background task failed (the caller logs it at warn).
+    pub fn background_error(&self, task: &'static str) {
+        self.inner
+            .background_errors
+            .with_label_values(&[task])
+            .inc();
+    }
+
     pub fn loop_error(&self, event: &str) {
         self.inner.loop_errors.with_label_values(&[event]).inc();
     }
@@ -203,8 +236,56 @@ impl Metrics {
     }
 }
 
+/// The `method` label: the standard methods, else `other`.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_series() {
+        let m = Metrics::new();
+        for method in ["GET", "BREW", "WHEN", "get"] {
+            m.observe_http("/x", method, 405, Duration::from_millis(1));
+        }
+        let text = m.render();
+        assert!(text.contains("method=\"GET\""));
+        assert!(text.contains("method=\"other\""));
+        assert!(!text.contains("BREW") && !text.contains("WHEN"));
+    }
+
+    #[test]
+    fn a_removed_event_leaves_no_series() {
+        let m = Metrics::new();
+        m.set_event(
+            "gone",
+            EventGauges {
+                queued: 1,
+                active: 2,
+                capacity: 3,
+                admitted_total: 4,
+                last_admit_ms: Some(5_000),
+            },
+        );
+        m.loop_error("gone");
+        assert!(m.render().contains("event=\"gone\""));
+        m.forget_event("gone");
+        assert!(!m.render().contains("event=\"gone\""), "{}", m.render());
     }
 }

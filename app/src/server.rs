@@ -18,7 +18,15 @@ use crate::queue::admission::AdmissionLoop;
 use crate::queue::hub::Hub;
 use crate::queue::Queue;
 use crate::store::{ConnectError, Store};
+use crate::token::identity::IdentitySettings;
 use crate::token::{AdmissionKeys, IdentityKeys, KeyError};
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
 
 /// Why the service cannot start with its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +75,21 @@ impl Application {
         config.validate()?;
         let metrics = Metrics::new();
         let store = Store::connect(&config, metrics.clone())?;
-        let admission_keys =
-            AdmissionKeys::load(&config.token_keys).map_err(BuildError::TokenKeys)?;
-        let identity_keys =
-            IdentityKeys::load(&config.identity_keys).map_err(BuildError::IdentityKeys)?;
+        let admission_keys = AdmissionKeys::load(&config.token_keys)
+            .map_err(BuildError::TokenKeys)?
+            .with_claims(
+                non_empty(&config.token_issuer),
+                non_empty(&config.token_audience),
+            );
+        let identity_keys = IdentityKeys::configure(
+            &config.identity_keys,
+            &IdentitySettings {
+                jwks_url: non_empty(&config.identity_jwks_url),
+                audience: non_empty(&config.identity_audience),
+                min_refetch: Duration::from_secs(config.identity_jwks_refetch_seconds),
+            },
+        )
+        .map_err(BuildError::IdentityKeys)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| BuildError::Listen {
@@ -102,6 +121,7 @@ impl Application {
                     queue.clone(),
                     &config.key_prefix,
                     limits,
+                    metrics.clone(),
                 )))
             }
         };
@@ -123,6 +143,11 @@ impl Application {
             replica: replica.clone().into(),
             shutdown: shutdown_rx,
             max_seats_per_ticket: config.max_seats_per_ticket,
+            websockets: crate::http::ws::Limits {
+                per_ticket: usize::from(config.max_sockets_per_ticket),
+                per_replica: config.max_sockets as usize,
+                send_timeout: Duration::from_millis(config.websocket_send_timeout_ms),
+            },
         };
         let redis = match config.redis_target()? {
             RedisTarget::Standalone(url) => redact_url(&url),
@@ -183,16 +208,18 @@ impl Application {
             metrics: state.metrics.clone(),
         };
         let loop_task = tokio::spawn(admission.run(state.shutdown.clone()));
-        let hub_task = tokio::spawn(
-            state
-                .hub
-                .clone()
-                .run(state.queue.clone(), state.shutdown.clone()),
-        );
-        let sweep_task = state
-            .booking
-            .clone()
-            .map(|b| tokio::spawn(sweeper::run(b, state.shutdown.clone())));
+        let hub_task = tokio::spawn(state.hub.clone().run(
+            state.queue.clone(),
+            state.metrics.clone(),
+            state.shutdown.clone(),
+        ));
+        let sweep_task = state.booking.clone().map(|b| {
+            tokio::spawn(sweeper::run(
+                b,
+                state.metrics.clone(),
+                state.shutdown.clone(),
+            ))
+        });
 
         let mut stopping = state.shutdown.clone();
         let graceful = async move {

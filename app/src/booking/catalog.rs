@@ -3,12 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::{MySql, QueryBuilder, Row};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::ToSchema;
 
 use super::keys::{event_cache_key, events_cache_key, seats_cache_key};
 use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL};
-use crate::clock::{format_ms, parse_rfc3339_ms};
+use crate::clock::{format_ms, parse_rfc3339_ms, MAX_STORABLE_MS, MIN_STORABLE_MS};
 use crate::queue::config::QueueConfig;
 use crate::queue::{EventId, QueueError};
 use crate::Invalid;
@@ -178,8 +178,14 @@ fn token_part(name: &str, v: &str, max: usize) -> Result<String, Invalid> {
 }
 
 fn timestamp(name: &str, v: &str) -> Result<i64, Invalid> {
-    parse_rfc3339_ms(v)
-        .ok_or_else(|| Invalid(format!("{name} must be an RFC 3339 timestamp, got `{v}`")))
+    let ms = parse_rfc3339_ms(v)
+        .ok_or_else(|| Invalid(format!("{name} must be an RFC 3339 timestamp, got `{v}`")))?;
+    if !(MIN_STORABLE_MS..=MAX_STORABLE_MS).contains(&ms) {
+        return Err(Invalid(format!(
+            "{name} must be between the years 1000 and 9999, got `{v}`"
+        )));
+    }
+    Ok(ms)
 }
 
 /// A validated new event.
@@ -273,18 +279,23 @@ impl CreateEvent {
     }
 }
 
-pub fn to_datetime(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// Unix milliseconds as a `DATETIME(3)` value in UTC. Times are bound as a
+/// plain date and time, never as a TIMESTAMP: the server converts a
+/// TIMESTAMP through its range, which ends in January 2038.
+pub fn to_datetime(ms: i64) -> PrimitiveDateTime {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    PrimitiveDateTime::new(t.date(), t.time())
 }
 
-pub fn to_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+/// A `DATETIME(3)` value (UTC) as Unix milliseconds.
+pub fn to_ms(t: PrimitiveDateTime) -> i64 {
+    (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn event_from_row(row: &sqlx::mysql::MySqlRow) -> Result<Event, sqlx::Error> {
-    let starts: OffsetDateTime = row.try_get("starts_at")?;
-    let opens: OffsetDateTime = row.try_get("sale_opens_at")?;
+    let starts: PrimitiveDateTime = row.try_get("starts_at")?;
+    let opens: PrimitiveDateTime = row.try_get("sale_opens_at")?;
     Ok(Event {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -358,6 +369,14 @@ impl Booking {
                 other => other?,
             };
         }
+        sqlx::query(
+            "INSERT INTO event_stock (event_id, seats, reserved, version, updated_at) \
+             VALUES (?, ?, 0, 0, NOW(3))",
+        )
+        .bind(e.id.as_str())
+        .bind(e.seats.len() as i64)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         // The event is committed: a Redis failure here must not turn into an
         // error that makes the admin retry into `event_exists`.

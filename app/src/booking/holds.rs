@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{MySql, QueryBuilder, Row};
-use time::OffsetDateTime;
+use time::PrimitiveDateTime;
 use utoipa::ToSchema;
 
 use super::catalog::to_ms;
@@ -134,6 +134,8 @@ enum Wanted {
 }
 
 const ATTEMPTS: usize = 6;
+/// Free seats a quantity hold reads to find runs of adjacent seats.
+const CANDIDATE_SEATS: i64 = 2_000;
 
 /// How a reservation is looked up.
 #[derive(Clone, Copy)]
@@ -198,29 +200,86 @@ impl Booking {
         let hold = match wanted {
             Wanted::Seats(ids) => {
                 self.check_seats_exist(event, &ids).await?;
+                if self.any_claimed(event, &ids).await? {
+                    // Taken already: answered without a transaction, so
+                    // the many who lose a seat never wait on its lock.
+                    return Err(BookingError::SeatUnavailable);
+                }
                 self.hold_with_retries(event, ticket, &ids).await?
             }
-            Wanted::Quantity(n) => {
-                // Blocks are tried best first; one taken meanwhile by
-                // someone else is skipped for the next.
-                let mut hold = None;
-                for block in self.best_blocks(event, n).await?.into_iter().take(ATTEMPTS) {
-                    match self.hold_with_retries(event, ticket, &block).await {
-                        Err(BookingError::SeatUnavailable) => continue,
-                        other => {
-                            hold = Some(other?);
-                            break;
-                        }
-                    }
-                }
-                hold.ok_or(BookingError::SeatUnavailable)?
-            }
+            Wanted::Quantity(n) => self.hold_best(event, ticket, n).await?,
         };
         self.seats_changed(event.as_str()).await;
         Ok(hold)
     }
 
+    /// A quantity hold: the best runs of `n` adjacent seats, read from the
+    /// reader (the common case, cheap), tried on the writer (exact: the
+    /// claim is what decides; a run already taken is skipped without a
+    /// transaction). Only when every candidate was taken does it read the
+    /// writer.
+    async fn hold_best(
+        &self,
+        event: &EventId,
+        ticket: &str,
+        n: usize,
+    ) -> Result<Hold, BookingError> {
+        for pool in [&self.db.reader, &self.db.writer] {
+            let blocks = self.best_blocks(pool, event, n).await?;
+            for block in blocks.into_iter().take(ATTEMPTS) {
+                if self.any_claimed(event, &block).await? {
+                    continue;
+                }
+                match self.hold_with_retries(event, ticket, &block).await {
+                    Err(BookingError::SeatUnavailable) => continue,
+                    other => return other,
+                }
+            }
+        }
+        Err(BookingError::SeatUnavailable)
+    }
+
+    /// Whether any of `seats` has a live claim now (read from the writer).
+    async fn any_claimed(&self, event: &EventId, seats: &[String]) -> Result<bool, BookingError> {
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("SELECT 1 FROM seat_claims WHERE event_id = ");
+        q.push_bind(event.as_str()).push(" AND seat_id IN (");
+        let mut sep = q.separated(", ");
+        for s in seats {
+            sep.push_bind(s);
+        }
+        q.push(") AND (expires_at IS NULL OR expires_at > NOW(3)) LIMIT 1");
+        Ok(q.build().fetch_optional(&self.db.writer).await?.is_some())
+    }
+
+    /// Seats never change once an event exists, so the reader answers; the
+    /// writer only when the reader lacks some (an event just created).
     async fn check_seats_exist(&self, event: &EventId, ids: &[String]) -> Result<(), BookingError> {
+        let mut found = self.existing_seats(&self.db.reader, event, ids).await?;
+        if found.len() != ids.len() {
+            found = self.existing_seats(&self.db.writer, event, ids).await?;
+        }
+        if found.len() != ids.len() {
+            self.ensure_event(&self.db.writer, event).await?;
+            let missing: Vec<&str> = ids
+                .iter()
+                .filter(|i| !found.contains(i))
+                .map(String::as_str)
+                .collect();
+            return Err(BookingError::Invalid(format!(
+                "no such seat in this event: {}",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn existing_seats(
+        &self,
+        pool: &sqlx::MySqlPool,
+        event: &EventId,
+        ids: &[String],
+    ) -> Result<Vec<String>, BookingError> {
         let mut q: QueryBuilder<MySql> =
             QueryBuilder::new("SELECT seat_id FROM seats WHERE event_id = ");
         q.push_bind(event.as_str()).push(" AND seat_id IN (");
@@ -229,32 +288,19 @@ impl Booking {
             sep.push_bind(id);
         }
         q.push(")");
-        let found: Vec<String> = q
-            .build()
-            .fetch_all(&self.db.writer)
+        Ok(q.build()
+            .fetch_all(pool)
             .await?
             .iter()
             .filter_map(|r| r.try_get(0).ok())
-            .collect();
-        if found.len() != ids.len() {
-            self.ensure_event(&self.db.writer, event).await?;
-            let missing: Vec<&String> = ids.iter().filter(|i| !found.contains(i)).collect();
-            return Err(BookingError::Invalid(format!(
-                "no such seat in this event: {}",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        Ok(())
+            .collect())
     }
 
     /// Runs of `n` free adjacent seats in one section and row, front rows
-    /// first (read from the writer: it must be current).
+    /// first, among the first [`CANDIDATE_SEATS`] free seats.
     async fn best_blocks(
         &self,
+        pool: &sqlx::MySqlPool,
         event: &EventId,
         n: usize,
     ) -> Result<Vec<Vec<String>>, BookingError> {
@@ -263,13 +309,14 @@ impl Booking {
              LEFT JOIN seat_claims c ON c.event_id = s.event_id AND c.seat_id = s.seat_id \
                AND (c.expires_at IS NULL OR c.expires_at > NOW(3)) \
              WHERE s.event_id = ? AND c.seat_id IS NULL \
-             ORDER BY s.row_rank, s.section, s.number",
+             ORDER BY s.row_rank, s.section, s.number LIMIT ?",
         )
         .bind(event.as_str())
-        .fetch_all(&self.db.writer)
+        .bind(CANDIDATE_SEATS)
+        .fetch_all(pool)
         .await?;
         if rows.is_empty() {
-            self.ensure_event(&self.db.writer, event).await?;
+            self.ensure_event(pool, event).await?;
         }
         let mut lines: BTreeMap<(i32, String), Vec<(i32, String)>> = BTreeMap::new();
         for r in &rows {
@@ -321,15 +368,17 @@ impl Booking {
             .bind(ticket)
             .execute(&mut *tx)
             .await?;
-        let held: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM seat_claims WHERE event_id = ? AND ticket = ? \
+        let row = sqlx::query(
+            "SELECT COUNT(*), NOW(3) + INTERVAL ? SECOND FROM seat_claims WHERE event_id = ? AND ticket = ? \
              AND (expires_at IS NULL OR expires_at > NOW(3))",
         )
+        .bind(self.limits.hold_seconds as i64)
         .bind(event.as_str())
         .bind(ticket)
         .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        .await?;
+        let held: i64 = row.try_get(0)?;
+        let expires: PrimitiveDateTime = row.try_get(1)?;
         let max = i64::from(self.limits.max_seats_per_ticket);
         if held + seats.len() as i64 > max {
             return Err(BookingError::Invalid(format!(
@@ -348,28 +397,9 @@ impl Booking {
         q.push(")");
         q.build().execute(&mut *tx).await?;
 
+        // The claims first: when a seat is taken, this is where it shows,
+        // before anything else is written.
         let hold_id = new_id();
-        sqlx::query(
-            "INSERT INTO holds (id, event_id, ticket, status, created_at, expires_at) \
-             VALUES (?, ?, ?, 'active', NOW(3), NOW(3) + INTERVAL ? SECOND)",
-        )
-        .bind(&hold_id)
-        .bind(event.as_str())
-        .bind(ticket)
-        .bind(self.limits.hold_seconds as i64)
-        .execute(&mut *tx)
-        .await?;
-        let expires: OffsetDateTime = sqlx::query("SELECT expires_at FROM holds WHERE id = ?")
-            .bind(&hold_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let mut q: QueryBuilder<MySql> =
-            QueryBuilder::new("INSERT INTO hold_seats (hold_id, seat_id) ");
-        q.push_values(seats, |mut b, s| {
-            b.push_bind(&hold_id).push_bind(s);
-        });
-        q.build().execute(&mut *tx).await?;
         let mut q: QueryBuilder<MySql> = QueryBuilder::new(
             "INSERT INTO seat_claims (event_id, seat_id, ticket, hold_id, expires_at) ",
         );
@@ -389,6 +419,22 @@ impl Booking {
             Err(e) if e.is_duplicate() => return Err(BookingError::SeatUnavailable),
             other => other?,
         };
+        sqlx::query(
+            "INSERT INTO holds (id, event_id, ticket, status, created_at, expires_at) \
+             VALUES (?, ?, ?, 'active', NOW(3), ?)",
+        )
+        .bind(&hold_id)
+        .bind(event.as_str())
+        .bind(ticket)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("INSERT INTO hold_seats (hold_id, seat_id) ");
+        q.push_values(seats, |mut b, s| {
+            b.push_bind(&hold_id).push_bind(s);
+        });
+        q.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Hold {
             hold_id,
@@ -428,7 +474,7 @@ impl Booking {
             seat_ids: seats,
             created_at_ms: to_ms(row.try_get("created_at")?),
             cancelled_at_ms: row
-                .try_get::<Option<OffsetDateTime>, _>("cancelled_at")?
+                .try_get::<Option<PrimitiveDateTime>, _>("cancelled_at")?
                 .map(to_ms),
         }))
     }
@@ -481,7 +527,7 @@ impl Booking {
         }
         session_alive.await?;
         let mut attempt = 0;
-        let created = loop {
+        let (created, stock) = loop {
             match self
                 .try_confirm(hold_id, &event, &ticket, idempotency_key)
                 .await
@@ -522,7 +568,9 @@ impl Booking {
             {
                 tracing::warn!(event = %ev, error = %e, "could not end the admission session after a booking");
             }
-            self.update_sold_out(&ev).await;
+            if let Some(stock) = stock {
+                self.apply_stock(&ev, stock).await;
+            }
         }
         Ok((created, true))
     }
@@ -533,7 +581,7 @@ impl Booking {
         event: &str,
         ticket: &str,
         key: Option<&str>,
-    ) -> Result<Reservation, BookingError> {
+    ) -> Result<(Reservation, Option<Stock>), BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let row = sqlx::query(
             "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live FROM holds WHERE id = ? FOR UPDATE",
@@ -582,6 +630,7 @@ impl Booking {
             // Some seat's claim ran out: the hold is gone as a whole.
             return Err(BookingError::HoldExpired);
         }
+        let stock = count_reserved(&mut tx, event, seats).await?;
         sqlx::query("UPDATE holds SET status = 'confirmed', reservation_id = ? WHERE id = ?")
             .bind(&reservation_id)
             .bind(hold_id)
@@ -607,7 +656,7 @@ impl Booking {
         .await?;
         // Read inside the transaction: once it commits, the answer is ready
         // without another round trip that could fail.
-        let created: OffsetDateTime =
+        let created: PrimitiveDateTime =
             sqlx::query("SELECT created_at FROM reservations WHERE id = ?")
                 .bind(&reservation_id)
                 .fetch_one(&mut *tx)
@@ -623,14 +672,15 @@ impl Booking {
         .filter_map(|r| r.try_get(0).ok())
         .collect();
         tx.commit().await?;
-        Ok(Reservation {
+        let reservation = Reservation {
             reservation_id,
             event_id: event.to_string(),
             ticket: ticket.to_string(),
             seat_ids,
             created_at_ms: to_ms(created),
             cancelled_at_ms: None,
-        })
+        };
+        Ok((reservation, stock))
     }
 
     /// Releases a hold (idempotent); a confirmed hold cannot be released.
@@ -684,20 +734,26 @@ impl Booking {
     pub async fn cancel_reservation(&self, id: &str, caller: &Caller) -> Result<(), BookingError> {
         let r = self.reservation(id, caller).await?;
         let mut tx = self.db.writer.begin().await?;
-        sqlx::query("DELETE FROM seat_claims WHERE reservation_id = ?")
+        let freed = sqlx::query("DELETE FROM seat_claims WHERE reservation_id = ?")
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         sqlx::query(
             "UPDATE reservations SET cancelled_at = NOW(3) WHERE id = ? AND cancelled_at IS NULL",
         )
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let stock = if freed > 0 {
+            count_reserved(&mut tx, &r.event_id, -(freed as i64)).await?
+        } else {
+            None
+        };
         tx.commit().await?;
         self.seats_changed(&r.event_id).await;
-        if let Some(ev) = EventId::parse(&r.event_id) {
-            self.update_sold_out(&ev).await;
+        if let (Some(ev), Some(stock)) = (EventId::parse(&r.event_id), stock) {
+            self.apply_stock(&ev, stock).await;
         }
         tracing::info!(event = %r.event_id, "reservation cancelled");
         Ok(())
@@ -730,38 +786,96 @@ impl Booking {
 
     /// Switches the queue to `sold_out` when every seat is reserved, and
     /// back when a cancellation frees one (only if it was switched here).
-    pub(crate) async fn update_sold_out(&self, event: &EventId) {
-        if let Err(e) = self.try_update_sold_out(event).await {
-            tracing::warn!(event = %event, error = %e, "could not update the queue's sold-out mode");
+    /// Decisions carry the stock's version, and Redis ignores one older
+    /// than the last it applied: a confirm and a cancellation that commit
+    /// one after the other leave the mode of the later, whichever reaches
+    /// Redis first. A decision lost here (Redis away) is applied again by
+    /// [`Booking::reconcile_sold_out`].
+    pub(crate) async fn apply_stock(&self, event: &EventId, stock: Stock) {
+        match self
+            .queue()
+            .auto_sold_out(event, stock.sold_out(), stock.version)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(event = %event, sold_out = stock.sold_out(), "queue switched by seat availability")
+            }
+            Ok(false) => {}
+            Err(crate::queue::QueueError::EventNotFound) => {}
+            Err(e) => {
+                self.metrics.background_error("sold_out");
+                tracing::warn!(event = %event, error = %e, "could not update the queue's sold-out mode; it is retried within seconds");
+            }
         }
     }
 
-    /// Counts and switches under a lock on the event's row, so that a
-    /// confirm and a cancellation at the same moment cannot apply their
-    /// decisions in the wrong order: the last to run sees both.
-    async fn try_update_sold_out(&self, event: &EventId) -> Result<(), BookingError> {
-        let mut tx = self.db.writer.begin().await?;
-        let locked = sqlx::query("SELECT id FROM events WHERE id = ? FOR UPDATE")
-            .bind(event.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if locked.is_none() {
-            return Ok(());
-        }
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM seats WHERE event_id = ?) AS total, \
-             (SELECT COUNT(*) FROM seat_claims WHERE event_id = ? AND reservation_id IS NOT NULL) AS sold",
+    /// Applies the sold-out decision of every event whose stock changed in
+    /// the last ten minutes (each replica, every second, from the sweeper):
+    /// a decision lost after its commit is applied within a second or two.
+    pub async fn reconcile_sold_out(&self) -> Result<(), BookingError> {
+        let rows = sqlx::query(
+            "SELECT event_id, seats, reserved, version FROM event_stock \
+             WHERE updated_at > NOW(3) - INTERVAL 10 MINUTE LIMIT 1000",
         )
-        .bind(event.as_str())
-        .bind(event.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_all(&self.db.writer)
         .await?;
-        let (total, sold): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let sold_out = total > 0 && sold >= total;
-        if self.queue().auto_sold_out(event, sold_out).await? {
-            tracing::info!(event = %event, sold_out, "queue switched by seat availability");
+        for r in &rows {
+            let event: String = r.try_get(0)?;
+            let stock = Stock {
+                seats: r.try_get(1)?,
+                reserved: r.try_get(2)?,
+                version: r.try_get(3)?,
+            };
+            if let Some(ev) = EventId::parse(&event) {
+                self.apply_stock(&ev, stock).await;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
+}
+
+/// An event's seats and how many are reserved, and the version of that
+/// count (one more at every confirm and cancellation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock {
+    pub seats: i64,
+    pub reserved: i64,
+    pub version: i64,
+}
+
+impl Stock {
+    pub fn sold_out(&self) -> bool {
+        self.seats > 0 && self.reserved >= self.seats
+    }
+}
+
+/// Counts `delta` reserved seats in the transaction of a confirm or a
+/// cancellation. Holds never touch this row, so its lock never holds a
+/// hold up; confirms and cancellations of one event take turns on it,
+/// which orders their decisions.
+async fn count_reserved(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    event: &str,
+    delta: i64,
+) -> Result<Option<Stock>, BookingError> {
+    sqlx::query(
+        "UPDATE event_stock SET reserved = reserved + ?, version = version + 1, \
+         updated_at = NOW(3) WHERE event_id = ?",
+    )
+    .bind(delta)
+    .bind(event)
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query("SELECT seats, reserved, version FROM event_stock WHERE event_id = ?")
+        .bind(event)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(Stock {
+            seats: r.try_get(0)?,
+            reserved: r.try_get(1)?,
+            version: r.try_get(2)?,
+        }),
+        None => None,
+    })
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlDatabaseError;
 
+use crate::metrics::Metrics;
 use crate::queue::{EventId, Queue, QueueError};
 use crate::store::{reply, StoreError};
 use db::Database;
@@ -117,6 +118,7 @@ pub struct Booking {
     queue: Arc<Queue>,
     prefix: String,
     pub limits: Limits,
+    metrics: Metrics,
     /// One seat-map rebuild at a time per event on this replica.
     rebuilding: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -126,12 +128,19 @@ const EVENT_CACHE_TTL: Duration = Duration::from_secs(30);
 const SEATS_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Booking {
-    pub fn new(db: Database, queue: Arc<Queue>, prefix: &str, limits: Limits) -> Booking {
+    pub fn new(
+        db: Database,
+        queue: Arc<Queue>,
+        prefix: &str,
+        limits: Limits,
+        metrics: Metrics,
+    ) -> Booking {
         Booking {
             db,
             queue,
             prefix: prefix.to_string(),
             limits,
+            metrics,
             rebuilding: Mutex::default(),
         }
     }

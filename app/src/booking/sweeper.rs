@@ -10,6 +10,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::{Booking, BookingError};
+use crate::metrics::Metrics;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 1_000;
@@ -41,7 +42,7 @@ impl Booking {
     }
 }
 
-pub async fn run(booking: Arc<Booking>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(booking: Arc<Booking>, metrics: Metrics, mut shutdown: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -49,10 +50,17 @@ pub async fn run(booking: Arc<Booking>, mut shutdown: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = shutdown.changed() => return,
         }
+        if let Err(e) = booking.reconcile_sold_out().await {
+            metrics.background_error("sold_out");
+            tracing::warn!(error = %e, "could not reconcile sold-out modes");
+        }
         match booking.sweep_expired_holds().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(seats = n, "expired holds released"),
-            Err(e) => tracing::debug!(error = %e, "hold sweep skipped"),
+            Err(e) => {
+                metrics.background_error("hold_sweep");
+                tracing::warn!(error = %e, "hold sweep failed; expired holds keep their seats until the next sweep (a new hold frees the seats it wants anyway)");
+            }
         }
     }
 }

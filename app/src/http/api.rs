@@ -23,9 +23,11 @@ pub struct JoinRequest {
     /// account id. Required unless an identity_token is given.
     #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub client_id: Option<String>,
-    /// A JWT signed by the ticketing site (keys in IDENTITY_KEYS) whose
-    /// `sub` is the identity; required when the event has
-    /// `require_identity`.
+    /// A JWT signed by the ticketing site (ES256 or RS256; keys in
+    /// IDENTITY_KEYS or at IDENTITY_JWKS_URL) with `sub` (the identity),
+    /// `iat` and `exp` (at most an hour apart), and `event_id` (this event)
+    /// or `aud` (the service's IDENTITY_AUDIENCE); required when the event
+    /// has `require_identity`.
     #[schema(max_length = 4096)]
     pub identity_token: Option<String>,
 }
@@ -118,12 +120,12 @@ pub fn admission_token(
     else {
         return None;
     };
-    let claims = AdmissionClaims {
-        event_id: event.as_str().to_string(),
-        ticket: status.ticket.as_str().to_string(),
-        iat: admitted_ms / 1000,
-        exp: expires_ms / 1000,
-    };
+    let claims = AdmissionClaims::new(
+        event.as_str(),
+        status.ticket.as_str(),
+        admitted_ms / 1000,
+        expires_ms / 1000,
+    );
     Some((keys.sign(&claims), format_ms(expires_ms)))
 }
 

@@ -4,6 +4,7 @@
 //! request without a valid token is a 401 whatever its body.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -131,6 +132,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 /// the nearest address in `X-Forwarded-For` that is not a trusted proxy.
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// What per-source limits count: the address, or for IPv6 its /64
+    /// (one subscriber's network; a client can pick any address in it).
+    pub fn source_key(&self) -> String {
+        match self.0 {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                    format!("{net}/64")
+                }
+            },
+        }
+    }
+}
+
+/// Set once the warning below has been logged.
+static UNTRUSTED_FORWARDING_WARNED: AtomicBool = AtomicBool::new(false);
+
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = AppError;
 
@@ -146,6 +168,38 @@ impl FromRequestParts<AppState> for ClientAddr {
             &parts.headers,
             &state.trusted_proxies,
         )))
+    }
+}
+
+/// Logs, once per process, that requests come through a proxy whose
+/// `X-Forwarded-For` is not believed (called for every request).
+pub(crate) fn warn_if_untrusted_forwarding(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) {
+    if trusted.is_empty()
+        && is_internal(peer)
+        && headers.contains_key("x-forwarded-for")
+        && !UNTRUSTED_FORWARDING_WARNED.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!(
+            peer = %peer,
+            "requests arrive through a proxy with X-Forwarded-For, but TRUSTED_PROXIES is not set: \
+             every fan may share the proxy's address (one per-source join limit for all); \
+             set TRUSTED_PROXIES to the load balancer's network (e.g. the VPC CIDR)"
+        );
+    }
+}
+
+/// A private, loopback or link-local address: where a load balancer or a
+/// local proxy would connect from.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
     }
 }
 
@@ -314,6 +368,34 @@ mod tests {
             client_addr(stranger, &headers("1.2.3.4"), &trusted).to_string(),
             "198.51.100.7"
         );
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_their_64() {
+        let key = |s: &str| ClientAddr(s.parse().unwrap()).source_key();
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+    }
+
+    #[test]
+    fn internal_addresses_are_the_ones_a_proxy_would_use() {
+        for internal in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["203.0.113.7", "8.8.8.8", "2001:db8::1"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Request ids, access logs and HTTP metrics.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
 use tracing::Instrument;
 
+use super::extract::warn_if_untrusted_forwarding;
 use super::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -48,6 +50,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        warn_if_untrusted_forwarding(peer.ip(), req.headers(), &state.trusted_proxies);
+    }
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(req).instrument(span.clone()).await;

@@ -25,8 +25,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use ipnet::IpNet;
 use tokio::sync::watch;
+use tower_http::compression::predicate::SizeAbove;
+use tower_http::compression::CompressionLayer;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::booking::Booking;
@@ -54,6 +56,24 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The seats one admission ticket may hold (stated in the document).
     pub max_seats_per_ticket: u32,
+    pub websockets: ws::Limits,
+}
+
+/// Answers smaller than this are never compressed.
+pub const COMPRESS_ABOVE: u16 = 1024;
+
+/// Compresses the answers of these routes (gzip or brotli, as the client
+/// accepts, above [`COMPRESS_ABOVE`] bytes): the large catalog and seat-map
+/// reads, the page and the document. The hot path (join, status) is left
+/// alone: its answers are small and every microsecond there counts.
+fn compressed(
+    (schemas, paths, routes): UtoipaMethodRouter<AppState>,
+) -> UtoipaMethodRouter<AppState> {
+    let layer = CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(SizeAbove::new(COMPRESS_ABOVE));
+    (schemas, paths, routes.layer(layer))
 }
 
 /// Every route and its documentation, from the handlers' annotations: a
@@ -75,9 +95,9 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::put_queue, admin::get_queue))
         .routes(create_event)
         .routes(routes!(booking::patch_event, booking::delete_event))
-        .routes(routes!(booking::list_events))
+        .routes(compressed(routes!(booking::list_events)))
         .routes(routes!(booking::get_event))
-        .routes(routes!(booking::seats))
+        .routes(compressed(routes!(booking::seats)))
         .routes(routes!(booking::create_hold))
         .routes(routes!(booking::my_reservations))
         .routes(routes!(booking::confirm_hold))
@@ -86,14 +106,14 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
             booking::get_reservation,
             booking::cancel_reservation
         ))
-        .routes(routes!(web::home))
-        .routes(routes!(web::event_page))
-        .routes(routes!(web::asset))
-        .routes(routes!(openapi::document))
+        .routes(compressed(routes!(web::home)))
+        .routes(compressed(routes!(web::event_page)))
+        .routes(compressed(routes!(web::asset)))
+        .routes(compressed(routes!(openapi::document)))
         .routes(routes!(ops::jwks))
         .routes(routes!(ops::live))
         .routes(routes!(ops::ready))
-        .routes(routes!(ops::metrics))
+        .routes(compressed(routes!(ops::metrics)))
 }
 
 /// The document as this service serves it.

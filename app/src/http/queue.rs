@@ -36,7 +36,7 @@ errors!(HeartbeatErrors: InvalidRequest, EventNotFound, TicketNotFound, Gone, Un
 pub async fn join(
     State(state): State<AppState>,
     path: QueuePath,
-    ClientAddr(source): ClientAddr,
+    source: ClientAddr,
     JsonBody(body): JsonBody<JoinRequest>,
 ) -> Result<Response, AppError> {
     let event = path.event;
@@ -45,6 +45,7 @@ pub async fn join(
             let sub = state
                 .identity_keys
                 .verify(token, event.as_str(), now_ms() / 1000)
+                .await
                 .map_err(|e| AppError::unauthorized(format!("identity_token: {e}")))?;
             Identity::Subject(sub)
         }
@@ -53,7 +54,7 @@ pub async fn join(
         })?,
         (_, None) => return Err(AppError::invalid_request("client_id is required")),
     };
-    let source = source.to_string();
+    let source = source.source_key();
     let outcome = state.queue.join(&event, &identity, Some(&source)).await?;
     if outcome.new {
         tracing::debug!(event = %event, ticket = outcome.status.ticket.redacted(), state = outcome.status.state.name(), "joined");

@@ -22,7 +22,7 @@ use super::extract::QueuePath;
 use super::openapi::{errors, TicketParams};
 use super::AppState;
 use crate::clock::format_ms;
-use crate::queue::hub::{Update, UpdateError};
+use crate::queue::hub::{SocketSlot, Update, UpdateError};
 use crate::queue::{EventId, Ticket, TicketState, TicketStatus};
 use crate::token::AdmissionKeys;
 
@@ -36,6 +36,27 @@ const POSITION_REFRESH: Duration = Duration::from_millis(1500);
 
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Closed because a newer socket of the same ticket replaced it.
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// What each socket may hold. A waiting fan's socket only receives small
+/// JSON messages and sends pings and pongs: small buffers keep an open
+/// socket to a few KiB of the replica's memory (tungstenite's defaults are
+/// 128 KiB to read and to write).
+const READ_BUFFER: usize = 4 * 1024;
+const MAX_INCOMING: usize = 4 * 1024;
+/// Messages go out at once; a client that leaves this much unread is dropped.
+const MAX_UNSENT: usize = 64 * 1024;
+
+/// The WebSocket limits of a replica.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_ticket: usize,
+    pub per_replica: usize,
+    /// A message (or ping) not written within this is a client that does
+    /// not read: the socket is dropped and stops counting as presence.
+    pub send_timeout: Duration,
+}
 
 /// What has been told to one socket, deciding what to tell it next.
 #[derive(Debug, Default)]
@@ -171,9 +192,21 @@ pub async fn connect(
         AppError::invalid_request(format!("expected a WebSocket upgrade request: {e}"))
     })?;
     let ticket = path.ticket()?.clone();
+    let Some(slot) = state.hub.try_reserve(state.websockets.per_replica) else {
+        return Err(AppError::unavailable(
+            5,
+            "this replica holds as many live views as it may; poll the ticket's status instead, or retry",
+        ));
+    };
     let initial = state.queue.status(&path.event, &ticket, true).await?;
     let event = path.event;
-    Ok(upgrade.on_upgrade(move |socket| serve(state, event, ticket, initial, socket)))
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .on_upgrade(move |socket| serve(state, event, ticket, initial, socket, slot)))
 }
 
 fn text(m: &WsMessage) -> Message {
@@ -187,15 +220,31 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// Sends one message within the send timeout; false when the socket is
+/// gone or the client does not read.
+async fn send<S>(tx: &mut S, message: Message, limit: Duration) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(limit, tx.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
 async fn serve(
     state: AppState,
     event: EventId,
     ticket: Ticket,
     initial: TicketStatus,
     socket: WebSocket,
+    _slot: SocketSlot,
 ) {
     state.metrics.websocket_opened();
-    let mut subscription = state.hub.subscribe(&event, &ticket);
+    let limit = state.websockets.send_timeout;
+    let mut subscription = state
+        .hub
+        .subscribe(&event, &ticket, state.websockets.per_ticket);
     let (mut tx, mut rx) = socket.split();
     let mut view = SocketView::default();
     let mut shutdown = state.shutdown.clone();
@@ -220,32 +269,40 @@ async fn serve(
                 Instant::now(),
             );
             for m in &step.messages {
-                if tx.send(text(m)).await.is_err() {
+                if !send(&mut tx, text(m), limit).await {
                     break 'socket;
                 }
             }
             if let Some(reason) = step.close {
-                let _ = tx.send(close(CLOSE_NORMAL, reason)).await;
+                let _ = send(&mut tx, close(CLOSE_NORMAL, reason), limit).await;
                 break;
             }
         }
         if *shutdown.borrow() {
-            let _ = tx
-                .send(close(CLOSE_GOING_AWAY, "server shutting down"))
-                .await;
+            let _ = send(
+                &mut tx,
+                close(CLOSE_GOING_AWAY, "server shutting down"),
+                limit,
+            )
+            .await;
             break;
         }
         tokio::select! {
             update = subscription.updates.recv() => match update {
                 Some(u) => pending = Some(u),
-                None => break,
+                // The hub let go of this socket: a newer one of the same
+                // ticket took its place.
+                None => {
+                    let _ = send(&mut tx, close(CLOSE_POLICY, "replaced by a newer connection"), limit).await;
+                    break;
+                }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    let _ = tx.send(close(CLOSE_GOING_AWAY, "no answer to pings")).await;
+                    let _ = send(&mut tx, close(CLOSE_GOING_AWAY, "no answer to pings"), limit).await;
                     break;
                 }
-                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                if !send(&mut tx, Message::Ping(Default::default()), limit).await {
                     break;
                 }
             }
@@ -254,7 +311,7 @@ async fn serve(
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
             changed = shutdown.changed() => if changed.is_err() {
-                let _ = tx.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                let _ = send(&mut tx, close(CLOSE_GOING_AWAY, "server shutting down"), limit).await;
                 break;
             },
         }
@@ -304,6 +361,48 @@ mod tests {
         let mut s = queued(1).unwrap();
         s.state = state;
         Ok(s)
+    }
+
+    /// A client that never reads: the send never completes.
+    struct NeverReads;
+
+    impl futures_util::Sink<Message> for NeverReads {
+        type Error = std::io::Error;
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Pending
+        }
+        fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Pending
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_given_up_on() {
+        let started = tokio::time::Instant::now();
+        let sent = send(
+            &mut NeverReads,
+            text(&WsMessage::SoldOut),
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(!sent);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

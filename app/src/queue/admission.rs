@@ -45,6 +45,10 @@ impl AdmissionLoop {
             if refreshed.is_none_or(|at| at.elapsed() >= EVENTS_REFRESH) {
                 match self.queue.events().await {
                     Ok(list) => {
+                        // Events removed (by any replica) take their series along.
+                        for gone in events.iter().filter(|e| !list.contains(e)) {
+                            self.metrics.forget_event(gone.as_str());
+                        }
                         events = list;
                         refreshed = Some(Instant::now());
                     }
@@ -80,7 +84,19 @@ impl AdmissionLoop {
                     self.start_draw(event, drawing);
                 }
             }
-            Ok(None) => {}
+            Ok(None) => {
+                // No configuration: an orphan (the event was removed).
+                match self.queue.forget_if_gone(event).await {
+                    Ok(true) => {
+                        self.metrics.forget_event(event.as_str());
+                        tracing::info!(event = %event, "an event without a queue left the admission loop");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(event = %event, error = %e, "could not clean up an event without a queue")
+                    }
+                }
+            }
             Err(e) => {
                 self.metrics.loop_error(event.as_str());
                 tracing::warn!(event = %event, error = %e, "admission tick failed");

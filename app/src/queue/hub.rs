@@ -6,12 +6,13 @@
 //! which socket, and without one Redis call per socket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::Metrics;
 use crate::queue::{EventId, Queue, QueueError, Ticket, TicketStatus};
 
 /// Time between two reads of all watched tickets.
@@ -29,7 +30,8 @@ pub struct Update {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateError {
-    /// The ticket is gone (its record was purged) or the event was removed.
+    /// The ticket is gone (its record was purged) or the event was removed:
+    /// the only errors a fan is told about. A failed read is never one.
     NotFound,
 }
 
@@ -39,6 +41,20 @@ type Subscribers = HashMap<EventId, HashMap<Ticket, Vec<(u64, mpsc::Sender<Updat
 pub struct Hub {
     subscribers: Mutex<Subscribers>,
     next_id: AtomicU64,
+    /// Sockets open or being opened on this replica.
+    sockets: AtomicUsize,
+}
+
+/// A place for one socket on this replica, taken before the upgrade and
+/// given back when dropped (also when the upgrade never happens).
+pub struct SocketSlot {
+    hub: Arc<Hub>,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.hub.sockets.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Unsubscribes when dropped.
@@ -69,15 +85,38 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    pub fn subscribe(self: &Arc<Self>, event: &EventId, ticket: &Ticket) -> Subscription {
+    /// Takes a socket slot, unless `max` sockets are open already.
+    pub fn try_reserve(self: &Arc<Self>, max: usize) -> Option<SocketSlot> {
+        let taken = self
+            .sockets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        taken.ok().map(|_| SocketSlot { hub: self.clone() })
+    }
+
+    /// Subscribes a socket to its ticket's updates. A ticket keeps at most
+    /// `per_ticket` sockets: the oldest is dropped from the hub (its
+    /// subscription's channel closes, and the socket is closed as replaced).
+    pub fn subscribe(
+        self: &Arc<Self>,
+        event: &EventId,
+        ticket: &Ticket,
+        per_ticket: usize,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(4);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut subs) = self.subscribers.lock() {
-            subs.entry(event.clone())
+            let list = subs
+                .entry(event.clone())
                 .or_default()
                 .entry(ticket.clone())
-                .or_default()
-                .push((id, tx));
+                .or_default();
+            list.push((id, tx));
+            if list.len() > per_ticket.max(1) {
+                let excess = list.len() - per_ticket.max(1);
+                list.drain(..excess);
+            }
         }
         Subscription {
             hub: self.clone(),
@@ -118,7 +157,12 @@ impl Hub {
     }
 
     /// Polls until shutdown.
-    pub async fn run(self: Arc<Self>, queue: Arc<Queue>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        queue: Arc<Queue>,
+        metrics: Metrics,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut interval = tokio::time::interval(POLL_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,17 +172,27 @@ impl Hub {
             }
             for (event, tickets) in self.snapshot() {
                 for chunk in tickets.chunks(WATCH_BATCH) {
-                    self.poll(&queue, &event, chunk).await;
+                    self.poll(&queue, &metrics, &event, chunk).await;
                 }
             }
         }
     }
 
-    async fn poll(&self, queue: &Queue, event: &EventId, tickets: &[Ticket]) {
+    async fn poll(&self, queue: &Queue, metrics: &Metrics, event: &EventId, tickets: &[Ticket]) {
         match queue.watch(event, tickets).await {
             Ok((mode, message, statuses)) => {
                 for (ticket, status) in tickets.iter().zip(statuses) {
-                    let status = status.map_err(|_| UpdateError::NotFound);
+                    let status = match status {
+                        Ok(s) => Ok(s),
+                        Err(QueueError::TicketNotFound) => Err(UpdateError::NotFound),
+                        // A reply this replica could not read says nothing
+                        // about the fan's place: tell them nothing this time.
+                        Err(e) => {
+                            metrics.background_error("websocket_poll");
+                            tracing::warn!(event = %event, ticket = ticket.redacted(), error = %e, "could not read a watched ticket");
+                            continue;
+                        }
+                    };
                     let update = Update {
                         status,
                         mode: mode.clone(),
@@ -158,7 +212,10 @@ impl Hub {
                 }
             }
             // Redis is away: sockets stay open and hear nothing until it is back.
-            Err(e) => tracing::warn!(event = %event, error = %e, "websocket poll failed"),
+            Err(e) => {
+                metrics.background_error("websocket_poll");
+                tracing::warn!(event = %event, error = %e, "websocket poll failed");
+            }
         }
     }
 }

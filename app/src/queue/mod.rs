@@ -289,14 +289,17 @@ impl Queue {
 
     /// Stores a whole configuration (creating the queue if needed) and
     /// returns the one it replaced.
+    ///
+    /// The configuration is written before the event joins the set the
+    /// admission loop visits (the two keys live in different slots, so no
+    /// one script can do both): a brand-new event is therefore never in the
+    /// set without its configuration, and [`Queue::forget_if_gone`] can
+    /// clean up orphans without losing an event configured meanwhile.
     pub async fn configure(
         &self,
         event: &EventId,
         config: &QueueConfig,
     ) -> Result<Option<QueueConfig>, QueueError> {
-        let mut sadd = redis::cmd("SADD");
-        sadd.arg(events_key(&self.prefix)).arg(event.as_str());
-        self.store.query("SADD", &sadd).await?;
         let v = self
             .store
             .eval(
@@ -309,7 +312,35 @@ impl Queue {
             .iter()
             .map(reply::string)
             .collect();
+        self.add_to_events(event).await?;
         Ok(QueueConfig::from_stored(&before))
+    }
+
+    async fn add_to_events(&self, event: &EventId) -> Result<(), QueueError> {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(events_key(&self.prefix)).arg(event.as_str());
+        self.store.query("SADD", &sadd).await?;
+        Ok(())
+    }
+
+    /// Takes an event the admission loop found without a configuration out
+    /// of the set it visits (an orphan: left by a removal that raced a
+    /// configuration). It is put back when a configuration appeared
+    /// meanwhile: [`Queue::configure`] writes the configuration before it
+    /// adds the event, so either this re-check sees the configuration, or
+    /// that addition comes after this removal. Returns whether it was removed.
+    pub async fn forget_if_gone(&self, event: &EventId) -> Result<bool, QueueError> {
+        let mut srem = redis::cmd("SREM");
+        srem.arg(events_key(&self.prefix)).arg(event.as_str());
+        self.store.query("SREM", &srem).await?;
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.keys(event).meta());
+        let v = self.store.query("EXISTS", &exists).await?;
+        if reply::int(&v) == Some(1) {
+            self.add_to_events(event).await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The stored configuration, if the event has one.
@@ -501,27 +532,36 @@ impl Queue {
         }))
     }
 
-    /// Deletes an event's queue and forgets the event.
+    /// Forgets the event, then deletes its queue (the reverse order of
+    /// [`Queue::configure`]): a removal cut short leaves keys nobody visits
+    /// rather than a set entry without keys, and either way the admission
+    /// loop cleans up what is left.
     pub async fn remove(&self, event: &EventId) -> Result<(), QueueError> {
-        self.store
-            .eval(&self.scripts.remove, self.keys(event).all(), &[])
-            .await?;
         let mut cmd = redis::cmd("SREM");
         cmd.arg(events_key(&self.prefix)).arg(event.as_str());
         self.store.query("SREM", &cmd).await?;
+        self.store
+            .eval(&self.scripts.remove, self.keys(event).all(), &[])
+            .await?;
         Ok(())
     }
 
-    /// Switches to `sold_out` (or back, if the switch was automatic).
-    /// Returns whether the mode changed.
-    pub async fn auto_sold_out(&self, event: &EventId, sold_out: bool) -> Result<bool, QueueError> {
+    /// Switches to `sold_out` (or back, if the switch was automatic), unless
+    /// a decision of a later `version` was applied already. Returns whether
+    /// the mode changed.
+    pub async fn auto_sold_out(
+        &self,
+        event: &EventId,
+        sold_out: bool,
+        version: i64,
+    ) -> Result<bool, QueueError> {
         let arg = if sold_out { "1" } else { "0" };
         let v = self
             .store
             .eval(
                 &self.scripts.auto_sold_out,
                 self.keys(event).all(),
-                &[arg.to_string()],
+                &[arg.to_string(), version.to_string()],
             )
             .await?;
         let items = reply::array("auto_sold_out", v)?;

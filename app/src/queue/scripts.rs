@@ -678,13 +678,21 @@ return redis.call('DEL', unpack(KEYS))
 /// Switches the mode to `sold_out` when the last seat is reserved
 /// (remembering the mode it had), or back when a cancellation frees a seat
 /// (only if the switch was automatic: an admin's `sold_out` stays).
+/// Decisions are versioned by the database's count of reserved seats; one
+/// older than the last applied is ignored, so decisions that reach Redis
+/// out of order cannot leave the wrong mode.
 ///
 /// KEYS: the event's keys (only `meta`).
-/// ARGV: `1` (sold out) or `0` (seats available again).
+/// ARGV: `1` (sold out) or `0` (seats available again), the decision's
+///       version.
 /// Returns: `{'err', 'event_not_found'}` or `{'ok', 1 if the mode changed}`.
 const AUTO_SOLD_OUT: &str = r#"
 local mode = redis.call('HGET', K_META, 'mode')
 if not mode then return {'err', 'event_not_found'} end
+local version = tonumber(ARGV[2])
+local applied = tonumber(redis.call('HGET', K_META, 'sold_out_version')) or -1
+if version <= applied then return {'ok', 0} end
+redis.call('HSET', K_META, 'sold_out_version', version)
 if ARGV[1] == '1' then
   if mode == 'sold_out' then return {'ok', 0} end
   redis.call('HSET', K_META, 'mode', 'sold_out', 'auto_sold_out_from', mode)

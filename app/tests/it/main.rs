@@ -8,6 +8,8 @@ mod cli;
 mod cluster;
 mod e2e;
 mod faults;
+mod hardening;
+mod identity;
 mod openapi;
 mod rules;
 mod support;

@@ -330,34 +330,55 @@ async fn identity_tokens_decide_who_holds_a_place(stack: Stack) {
     let foreign = admission::token::sign_with_pem(
         &foreign_pem,
         "site",
-        &json!({"sub": "u1", "exp": now + 60}),
+        &json!({"sub": "u1", "iat": now, "exp": now + 60, "event_id": "ev"}),
     )
     .unwrap();
     assert_eq!(
         join(json!({"identity_token": foreign})).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let expired = sign(json!({"sub": "u1", "exp": now - 120}));
+    let expired = sign(json!({"sub": "u1", "iat": now - 300, "exp": now - 120, "event_id": "ev"}));
     assert_eq!(
         join(json!({"identity_token": expired})).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let wrong_event = sign(json!({"sub": "u1", "exp": now + 60, "event_id": "other"}));
+    let wrong_event = sign(json!({"sub": "u1", "iat": now, "exp": now + 60, "event_id": "other"}));
     assert_eq!(
         join(json!({"identity_token": wrong_event})).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // iat is required, and a token may live an hour at most.
+    for claims in [
+        json!({"sub": "u1", "exp": now + 60, "event_id": "ev"}),
+        json!({"sub": "u1", "iat": now, "exp": now + 7200, "event_id": "ev"}),
+    ] {
+        assert_eq!(
+            join(json!({"identity_token": sign(claims.clone())}))
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED,
+            "{claims}"
+        );
+    }
+    // A token without event_id is a site-wide login token: refused unless
+    // its aud is the service's IDENTITY_AUDIENCE (none is set here), so a
+    // token signed for one event cannot be replayed on another.
+    let site_wide = sign(json!({"sub": "u1", "iat": now, "exp": now + 60, "aud": "tickets"}));
+    assert_eq!(
+        join(json!({"identity_token": site_wide})).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let first = join(json!({"identity_token": sign(json!({"sub": "u1", "exp": now + 60})), "client_id": "browser-1"})).await;
+    let first = join(json!({"identity_token": sign(json!({"sub": "u1", "iat": now, "exp": now + 60, "event_id": "ev"})), "client_id": "browser-1"})).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
-    let same = join(json!({"identity_token": sign(json!({"sub": "u1", "exp": now + 90})), "client_id": "browser-2"})).await;
+    let same = join(json!({"identity_token": sign(json!({"sub": "u1", "iat": now, "exp": now + 90, "event_id": "ev"})), "client_id": "browser-2"})).await;
     assert_eq!(
         ticket(&same),
         ticket(&first),
         "one place per identity, whatever the browser"
     );
     let other_user =
-        join(json!({"identity_token": sign(json!({"sub": "u2", "exp": now + 60}))})).await;
+        join(json!({"identity_token": sign(json!({"sub": "u2", "iat": now, "exp": now + 60, "event_id": "ev"}))})).await;
     assert_ne!(ticket(&other_user), ticket(&first));
     assert_eq!(other_user.body["position"], 2);
 }

@@ -805,3 +805,38 @@ impl Api {
             .collect()
     }
 }
+
+impl Api {
+    /// The Prometheus text of the next replica.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Polls `/metrics` until `pred` holds; returns the last text.
+    pub async fn wait_metrics(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.metrics().await;
+            if pred(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "timed out; metrics:\n{text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The value of one series in Prometheus text (`name{labels}` exactly as
+/// rendered, or a bare name), if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l[series.len()..].trim().parse().ok())
+}

@@ -1,6 +1,11 @@
-//! ES256 JSON Web Tokens: the admission tokens this service signs (and
-//! publishes the keys of at `/.well-known/jwks.json`), and the identity
-//! tokens a ticketing site signs for events with `require_identity`.
+//! JSON Web Tokens: the admission tokens this service signs (ES256; the
+//! keys are published at `/.well-known/jwks.json`), and, in [`identity`],
+//! the identity tokens a ticketing site signs for events with
+//! `require_identity`.
+
+pub mod identity;
+
+pub use identity::IdentityKeys;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,7 +31,7 @@ const LEEWAY_SECONDS: i64 = 30;
 pub enum TokenError {
     #[error("token is malformed")]
     Malformed,
-    #[error("token algorithm must be ES256")]
+    #[error("token algorithm is not accepted for its key (ES256 or RS256 only)")]
     Algorithm,
     #[error("token is signed with an unknown key")]
     UnknownKey,
@@ -40,15 +43,17 @@ pub enum TokenError {
     NotYetValid,
     #[error("token claims are invalid: {0}")]
     Claims(&'static str),
+    #[error("the site's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
 }
 
 #[derive(Serialize, Deserialize)]
-struct Header {
-    alg: String,
+pub(crate) struct Header {
+    pub(crate) alg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
+    pub(crate) kid: Option<String>,
 }
 
 /// A key file that cannot serve.
@@ -65,13 +70,17 @@ pub enum KeyError {
     NotPrivateKey { kid: String, path: PathBuf },
     #[error("key `{kid}` at {} is not a P-256 public key in PEM (SPKI)", path.display())]
     NotPublicKey { kid: String, path: PathBuf },
+    #[error("key `{kid}` at {} is neither a P-256 nor an RSA public key in PEM (SPKI)", path.display())]
+    NotIdentityKey { kid: String, path: PathBuf },
     #[error("key id `{0}` is named twice")]
     DuplicateKid(String),
     #[error("at least one key is needed")]
     NoKeys,
+    #[error("IDENTITY_JWKS_URL `{0}` must be https:// (http:// only for localhost)")]
+    JwksUrl(String),
 }
 
-fn read_file(spec: &KeySpec) -> Result<String, KeyError> {
+pub(crate) fn read_file(spec: &KeySpec) -> Result<String, KeyError> {
     std::fs::read_to_string(&spec.path).map_err(|source| KeyError::Read {
         kid: spec.kid.clone(),
         path: spec.path.clone(),
@@ -89,14 +98,6 @@ fn load_signing_key(spec: &KeySpec) -> Result<SigningKey, KeyError> {
         })
 }
 
-fn load_verifying_key(spec: &KeySpec) -> Result<VerifyingKey, KeyError> {
-    let pem = read_file(spec)?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::NotPublicKey {
-        kid: spec.kid.clone(),
-        path: spec.path.clone(),
-    })
-}
-
 fn sign(key: &SigningKey, kid: &str, claims: &impl Serialize) -> String {
     let header = Header {
         alg: "ES256".into(),
@@ -112,53 +113,59 @@ fn sign(key: &SigningKey, kid: &str, claims: &impl Serialize) -> String {
     format!("{input}.{}", B64.encode(sig.to_bytes()))
 }
 
-/// Checks the signature of a compact ES256 JWT and returns its claims.
-fn verify<'k, C: for<'de> Deserialize<'de>>(
-    token: &str,
-    keys: impl Iterator<Item = (&'k str, &'k VerifyingKey)> + Clone,
-) -> Result<C, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let header: Header = B64
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    if header.alg != "ES256" {
-        return Err(TokenError::Algorithm);
-    }
-    let sig = B64
-        .decode(s)
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    let input = &token[..h.len() + 1 + c.len()];
-    let mut candidates = keys.filter(|(kid, _)| header.kid.as_deref().is_none_or(|k| k == *kid));
-    let mut any = false;
-    let ok = candidates.any(|(_, key)| {
-        any = true;
-        key.verify(input.as_bytes(), &sig).is_ok()
-    });
-    if !any {
-        return Err(TokenError::UnknownKey);
-    }
-    if !ok {
-        return Err(TokenError::Signature);
-    }
-    B64.decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)
+/// A compact JWT taken apart; nothing in it is trusted yet.
+pub(crate) struct Jwt<'t> {
+    pub(crate) header: Header,
+    /// What the signature covers: `header.claims`.
+    pub(crate) signed: &'t str,
+    claims: &'t str,
+    pub(crate) signature: Vec<u8>,
 }
 
-/// The claims of an admission token.
+impl<'t> Jwt<'t> {
+    pub(crate) fn parse(token: &'t str) -> Result<Jwt<'t>, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: Header = B64
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        let signature = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+        Ok(Jwt {
+            header,
+            signed: &token[..h.len() + 1 + c.len()],
+            claims: c,
+            signature,
+        })
+    }
+
+    /// The claims, once the signature has been checked.
+    pub(crate) fn claims<C: for<'de> Deserialize<'de>>(&self) -> Result<C, TokenError> {
+        B64.decode(self.claims)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)
+    }
+}
+
+/// Whether an ES256 signature (64 bytes, r‖s) over `input` is `key`'s.
+pub(crate) fn es256_valid(key: &VerifyingKey, input: &str, signature: &[u8]) -> bool {
+    Signature::from_slice(signature)
+        .map(|sig| key.verify(input.as_bytes(), &sig).is_ok())
+        .unwrap_or(false)
+}
+
+/// The claims of an admission token. Tokens also carry `iss` and `aud`
+/// when the service is configured with them (TOKEN_ISSUER,
+/// TOKEN_AUDIENCE): [`AdmissionKeys`] adds them, never from a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AdmissionClaims {
     pub event_id: String,
@@ -167,9 +174,34 @@ pub struct AdmissionClaims {
     pub exp: i64,
 }
 
+impl AdmissionClaims {
+    pub fn new(event_id: &str, ticket: &str, iat: i64, exp: i64) -> Self {
+        AdmissionClaims {
+            event_id: event_id.to_string(),
+            ticket: ticket.to_string(),
+            iat,
+            exp,
+        }
+    }
+}
+
+/// An admission token's claims as signed: with the service's `iss` and
+/// `aud`, when set.
+#[derive(Serialize, Deserialize)]
+struct Signed<C> {
+    #[serde(flatten)]
+    claims: C,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+}
+
 /// Signs admission tokens with the first of TOKEN_KEYS; verifies with all.
 pub struct AdmissionKeys {
     signing: Vec<(String, SigningKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
     /// Tokens already signed: an admitted fan polls every few seconds and
     /// gets the same token each time, so it is signed once per replica.
     signed: Mutex<HashMap<AdmissionClaims, String>>,
@@ -192,8 +224,18 @@ impl AdmissionKeys {
         }
         Ok(AdmissionKeys {
             signing,
+            issuer: None,
+            audience: None,
             signed: Mutex::default(),
         })
+    }
+
+    /// Adds `iss` and `aud` to every token signed, and requires them of
+    /// every token verified (each only when set).
+    pub fn with_claims(mut self, issuer: Option<String>, audience: Option<String>) -> Self {
+        self.issuer = issuer;
+        self.audience = audience;
+        self
     }
 
     pub fn sign(&self, claims: &AdmissionClaims) -> String {
@@ -201,7 +243,12 @@ impl AdmissionKeys {
             return token;
         }
         let (kid, key) = &self.signing[0];
-        let token = sign(key, kid, claims);
+        let signed = Signed {
+            claims,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        let token = sign(key, kid, &signed);
         if let Ok(mut cache) = self.signed.lock() {
             if cache.len() >= SIGNED_CACHE_LIMIT {
                 cache.clear();
@@ -211,18 +258,36 @@ impl AdmissionKeys {
         token
     }
 
-    /// Checks signature and expiry (`now` in Unix seconds).
+    /// Checks signature, expiry (`now` in Unix seconds), and `iss` and
+    /// `aud` when the service sets them.
     pub fn verify(&self, token: &str, now: i64) -> Result<AdmissionClaims, TokenError> {
-        let keys: Vec<(&str, VerifyingKey)> = self
+        let jwt = Jwt::parse(token)?;
+        if jwt.header.alg != "ES256" {
+            return Err(TokenError::Algorithm);
+        }
+        let mut candidates = self
             .signing
             .iter()
-            .map(|(kid, k)| (kid.as_str(), *k.verifying_key()))
-            .collect();
-        let claims: AdmissionClaims = verify(token, keys.iter().map(|(k, v)| (*k, v)))?;
-        if claims.exp <= now {
+            .filter(|(kid, _)| jwt.header.kid.as_deref().is_none_or(|k| k == kid))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(TokenError::UnknownKey);
+        }
+        if !candidates.any(|(_, key)| es256_valid(key.verifying_key(), jwt.signed, &jwt.signature))
+        {
+            return Err(TokenError::Signature);
+        }
+        let signed: Signed<AdmissionClaims> = jwt.claims()?;
+        if signed.claims.exp <= now {
             return Err(TokenError::Expired);
         }
-        Ok(claims)
+        if self.issuer.is_some() && signed.iss != self.issuer {
+            return Err(TokenError::Claims("iss is not this service's"));
+        }
+        if self.audience.is_some() && signed.aud != self.audience {
+            return Err(TokenError::Claims("aud is not this service's"));
+        }
+        Ok(signed.claims)
     }
 
     /// The public keys as a JSON Web Key Set.
@@ -270,57 +335,6 @@ pub struct Jwk {
     /// The point's coordinates, base64url without padding.
     pub x: String,
     pub y: String,
-}
-
-#[derive(Deserialize)]
-struct IdentityClaims {
-    sub: Option<String>,
-    exp: Option<i64>,
-    nbf: Option<i64>,
-    iat: Option<i64>,
-    event_id: Option<String>,
-}
-
-/// Verifies identity tokens (ES256, keys from IDENTITY_KEYS).
-pub struct IdentityKeys {
-    keys: Vec<(String, VerifyingKey)>,
-}
-
-impl IdentityKeys {
-    pub fn load(specs: &[KeySpec]) -> Result<IdentityKeys, KeyError> {
-        let mut keys = Vec::new();
-        for spec in specs {
-            keys.push((spec.kid.clone(), load_verifying_key(spec)?));
-        }
-        Ok(IdentityKeys { keys })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Returns the token's subject: the identity that holds one place. The
-    /// token must carry `sub` and `exp`; an `event_id` claim, when present,
-    /// must name this event.
-    pub fn verify(&self, token: &str, event_id: &str, now: i64) -> Result<String, TokenError> {
-        let claims: IdentityClaims = verify(token, self.keys.iter().map(|(k, v)| (k.as_str(), v)))?;
-        let exp = claims.exp.ok_or(TokenError::Claims("exp is required"))?;
-        if exp + LEEWAY_SECONDS <= now {
-            return Err(TokenError::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECONDS > now)
-            || claims.iat.is_some_and(|iat| iat - LEEWAY_SECONDS > now)
-        {
-            return Err(TokenError::NotYetValid);
-        }
-        if claims.event_id.is_some_and(|e| e != event_id) {
-            return Err(TokenError::Claims("event_id names another event"));
-        }
-        match claims.sub {
-            Some(sub) if !sub.is_empty() && sub.len() <= 256 => Ok(sub),
-            _ => Err(TokenError::Claims("sub must be 1-256 bytes")),
-        }
-    }
 }
 
 /// A new P-256 key: (private PKCS#8 PEM, public SPKI PEM).
@@ -400,12 +414,7 @@ mod tests {
     }
 
     fn claims(exp: i64) -> AdmissionClaims {
-        AdmissionClaims {
-            event_id: "ev".into(),
-            ticket: "t".repeat(22),
-            iat: 100,
-            exp,
-        }
+        AdmissionClaims::new("ev", &"t".repeat(22), 100, exp)
     }
 
     #[test]
@@ -468,30 +477,30 @@ mod tests {
     }
 
     #[test]
-    fn identity_tokens_yield_their_subject() {
+    fn issuer_and_audience_are_added_only_when_set_and_then_required() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("site.pem");
-        write_key_pair(&path).unwrap();
-        let ids = IdentityKeys::load(&[KeySpec {
-            kid: "site".into(),
-            path: dir.path().join("site.pem.pub"),
-        }])
-        .unwrap();
-        let private = std::fs::read_to_string(&path).unwrap();
-        let tok = |c: serde_json::Value| sign_with_pem(&private, "site", &c).unwrap();
-        let good = tok(serde_json::json!({"sub": "user-42", "exp": 2000}));
-        assert_eq!(ids.verify(&good, "ev", 1000).unwrap(), "user-42");
-        let expired = tok(serde_json::json!({"sub": "u", "exp": 900}));
-        assert_eq!(ids.verify(&expired, "ev", 1000), Err(TokenError::Expired));
-        let other = tok(serde_json::json!({"sub": "u", "exp": 2000, "event_id": "x"}));
+        let specs = keys_in(dir.path(), &["k"]);
+        let plain = AdmissionKeys::load(&specs).unwrap();
+        let token = plain.sign(&claims(1000));
+        let body: serde_json::Value = Jwt::parse(&token).unwrap().claims().unwrap();
+        assert!(
+            body.get("iss").is_none() && body.get("aud").is_none(),
+            "{body}"
+        );
+
+        let named = AdmissionKeys::load(&specs)
+            .unwrap()
+            .with_claims(Some("https://queue.example".into()), Some("tickets".into()));
+        let named_token = named.sign(&claims(1000));
+        assert_eq!(named.verify(&named_token, 10).unwrap(), claims(1000));
+        let body: serde_json::Value = Jwt::parse(&named_token).unwrap().claims().unwrap();
+        assert_eq!(body["iss"], "https://queue.example");
+        assert_eq!(body["aud"], "tickets");
+        // A token of the same key without them is refused where they are set.
         assert!(matches!(
-            ids.verify(&other, "ev", 1000),
+            named.verify(&token, 10),
             Err(TokenError::Claims(_))
         ));
-        let no_sub = tok(serde_json::json!({"exp": 2000}));
-        assert!(matches!(
-            ids.verify(&no_sub, "ev", 1000),
-            Err(TokenError::Claims(_))
-        ));
+        assert!(plain.verify(&named_token, 10).is_ok());
     }
 }
