@@ -140,6 +140,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub database_timeout_ms: u64,
 
+    /// Milliseconds one booking operation (all its statements) may take
+    /// before the request answers 503; its transaction is rolled back. A
+    /// database that stalls (rather than refusing) cannot hang a request.
+    #[arg(long, env = "DATABASE_OPERATION_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub database_operation_timeout_ms: u64,
+
     /// Seconds a hold keeps its seats before they are free again.
     #[arg(long, env = "HOLD_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=3600))]

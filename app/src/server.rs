@@ -111,6 +111,7 @@ impl Application {
                     pool_size: config.database_pool_size,
                     read_pool_size: config.database_read_pool_size,
                     timeout: Duration::from_millis(config.database_timeout_ms),
+                    operation_timeout: Duration::from_millis(config.database_operation_timeout_ms),
                 })?;
                 let limits = Limits {
                     hold_seconds: config.hold_seconds,

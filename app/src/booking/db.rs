@@ -20,6 +20,8 @@ pub struct Database {
     pub writer: MySqlPool,
     /// Catalog and availability reads.
     pub reader: MySqlPool,
+    /// How long one operation may take (see [`Database::within`]).
+    pub operation_timeout: Duration,
 }
 
 pub struct DatabaseSettings {
@@ -28,6 +30,7 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub read_pool_size: u32,
     pub timeout: Duration,
+    pub operation_timeout: Duration,
 }
 
 /// A database URL the pools cannot use (shown with its password hidden).
@@ -109,12 +112,38 @@ impl Database {
             ),
             None => writer.clone(),
         };
-        Ok(Database { writer, reader })
+        Ok(Database {
+            writer,
+            reader,
+            operation_timeout: s.operation_timeout,
+        })
     }
 
+    /// Runs one operation under the operation deadline. Past it the
+    /// operation is dropped: its connection is closed (a transaction in it
+    /// is rolled back by the server) and the caller gets
+    /// [`BookingError::Timeout`], a 503.
+    pub async fn within<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, BookingError>>,
+    ) -> Result<T, BookingError> {
+        match tokio::time::timeout(self.operation_timeout, op).await {
+            Ok(r) => r,
+            Err(_) => Err(BookingError::Timeout(self.operation_timeout)),
+        }
+    }
+
+    /// Whether the writer answers, within a second (readiness must never
+    /// hang on a stalled database).
     pub async fn ping(&self) -> Result<(), BookingError> {
-        sqlx::query("SELECT 1").execute(&self.writer).await?;
-        Ok(())
+        let ping = async {
+            sqlx::query("SELECT 1").execute(&self.writer).await?;
+            Ok(())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(r) => r,
+            Err(_) => Err(BookingError::Timeout(Duration::from_secs(1))),
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub enum BookingError {
     Cache(#[from] StoreError),
     #[error("could not encode a response: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 impl From<crate::Invalid> for BookingError {
@@ -86,6 +88,7 @@ impl BookingError {
     /// The database cannot be reached or is overloaded (as opposed to a bug).
     pub fn is_unavailable(&self) -> bool {
         match self {
+            BookingError::Timeout(_) => true,
             BookingError::Database(e) => {
                 matches!(
                 e,

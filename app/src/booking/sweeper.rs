@@ -50,11 +50,11 @@ pub async fn run(booking: Arc<Booking>, metrics: Metrics, mut shutdown: watch::R
             _ = interval.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = booking.reconcile_sold_out().await {
+        if let Err(e) = booking.db.within(booking.reconcile_sold_out()).await {
             metrics.background_error("sold_out");
             tracing::warn!(error = %e, "could not reconcile sold-out modes");
         }
-        match booking.sweep_expired_holds().await {
+        match booking.db.within(booking.sweep_expired_holds()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(seats = n, "expired holds released"),
             Err(e) => {

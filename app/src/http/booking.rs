@@ -28,6 +28,13 @@ impl From<BookingError> for AppError {
                     "this service runs the waiting room only; booking is not enabled",
                 )
             },
+            BookingError::Timeout(_) => {
+                tracing::warn!(error = %e, "database stalled");
+                AppError::unavailable(
+                    2,
+                    "the booking database is not answering; try again shortly",
+                )
+            }
             BookingError::Database(_) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::unavailable(2, "the booking database is unavailable; try again shortly")
@@ -133,7 +140,7 @@ pub async fn create_event(
     JsonBody(body): JsonBody<CreateEvent>,
 ) -> Result<Response, AppError> {
     let event = body.validate()?;
-    let created = booking.create_event(event).await?;
+    let created = booking.db.within(booking.create_event(event)).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -155,7 +162,12 @@ pub async fn patch_event(
     path: QueuePath,
     JsonBody(body): JsonBody<PatchEvent>,
 ) -> Result<Json<Event>, AppError> {
-    Ok(Json(booking.patch_event(&path.event, body).await?))
+    Ok(Json(
+        booking
+            .db
+            .within(booking.patch_event(&path.event, body))
+            .await?,
+    ))
 }
 
 /// Remove an event that has no reservations, with its seats and queue.
@@ -173,7 +185,7 @@ pub async fn delete_event(
     Bookings(booking): Bookings,
     path: QueuePath,
 ) -> Result<StatusCode, AppError> {
-    booking.delete_event(&path.event).await?;
+    booking.db.within(booking.delete_event(&path.event)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +198,7 @@ pub async fn delete_event(
     )
 )]
 pub async fn list_events(Bookings(booking): Bookings) -> Result<Json<EventList>, AppError> {
-    Ok(Json(booking.events().await?))
+    Ok(Json(booking.db.within(booking.events()).await?))
 }
 
 /// One event (reader database, cached).
@@ -202,7 +214,7 @@ pub async fn get_event(
     Bookings(booking): Bookings,
     path: QueuePath,
 ) -> Result<Json<Event>, AppError> {
-    Ok(Json(booking.event(&path.event).await?))
+    Ok(Json(booking.db.within(booking.event(&path.event)).await?))
 }
 
 /// The seat map with each seat's status (reader database, cache-aside copy
@@ -216,7 +228,7 @@ pub async fn get_event(
     )
 )]
 pub async fn seats(Bookings(booking): Bookings, path: QueuePath) -> Result<Response, AppError> {
-    let body = booking.seats(&path.event).await?;
+    let body = booking.db.within(booking.seats(&path.event)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -241,7 +253,10 @@ pub async fn create_hold(
 ) -> Result<Response, AppError> {
     same_event(&claims, &path.event)?;
     require_admitted(&state, &path.event, &claims.ticket).await?;
-    let hold = booking.hold(&path.event, &claims.ticket, body).await?;
+    let hold = booking
+        .db
+        .within(booking.hold(&path.event, &claims.ticket, body))
+        .await?;
     Ok((StatusCode::CREATED, Json(hold)).into_response())
 }
 
@@ -289,7 +304,10 @@ pub async fn confirm_hold(
     let event = EventId::parse(&claims.event_id)
         .ok_or_else(|| AppError::forbidden("this admission token names no valid event"))?;
     let alive = require_admitted(&state, &event, &claims.ticket);
-    let (reservation, created) = booking.confirm(&hold_id, &caller, key, alive).await?;
+    let (reservation, created) = booking
+        .db
+        .within(booking.confirm(&hold_id, &caller, key, alive))
+        .await?;
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -313,7 +331,10 @@ pub async fn release_hold(
     caller: Caller,
     IdPath(hold_id): IdPath,
 ) -> Result<StatusCode, AppError> {
-    booking.release_hold(&hold_id, &caller).await?;
+    booking
+        .db
+        .within(booking.release_hold(&hold_id, &caller))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -332,7 +353,13 @@ pub async fn get_reservation(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<ReservationBody>, AppError> {
-    Ok(Json(booking.reservation(&id, &caller).await?.to_body(true)))
+    Ok(Json(
+        booking
+            .db
+            .within(booking.reservation(&id, &caller))
+            .await?
+            .to_body(true),
+    ))
 }
 
 /// Cancel a reservation: its seats are free again (and a sold-out queue
@@ -351,7 +378,10 @@ pub async fn cancel_reservation(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, AppError> {
-    booking.cancel_reservation(&id, &caller).await?;
+    booking
+        .db
+        .within(booking.cancel_reservation(&id, &caller))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -372,7 +402,10 @@ pub async fn my_reservations(
     path: QueuePath,
 ) -> Result<Json<ReservationListBody>, AppError> {
     same_event(&claims, &path.event)?;
-    let list = booking.reservations_of(&path.event, &claims.ticket).await?;
+    let list = booking
+        .db
+        .within(booking.reservations_of(&path.event, &claims.ticket))
+        .await?;
     Ok(Json(ReservationListBody {
         reservations: list.iter().map(|r| r.to_body(true)).collect(),
     }))

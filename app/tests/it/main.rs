@@ -4,6 +4,7 @@
 
 mod api;
 mod booking;
+mod chaos;
 mod cli;
 mod cluster;
 mod e2e;

@@ -167,6 +167,12 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(redis: &RedisEnv, keys: &Keys, options: AppOptions) -> TestApp {
         let (var, value) = redis.env();
+        Self::spawn_at(var, value, keys, options).await
+    }
+
+    /// The app with Redis at `value` (of `var`: REDIS_URL or
+    /// REDIS_CLUSTER_NODES), e.g. behind a chaos proxy.
+    pub async fn spawn_at(var: &str, value: String, keys: &Keys, options: AppOptions) -> TestApp {
         let mut args = vec![
             "admission".to_string(),
             "--listen-addr".into(),
