@@ -46,8 +46,8 @@ pub struct Test {
 }
 
 /// Figures, not pass/fail: peak HTTP joins/s against the raw Redis join
-/// script, latency with many open connections, and 1,000 fans on 100
-/// seats (release builds).
+/// script, latency with many open connections, 1,000 fans on 100 seats,
+/// holds while confirms run, and memory per open WebSocket (release builds).
 #[derive(Debug, Args, PartialEq, Eq)]
 pub struct Bench {
     /// Seconds of each peak measurement.
@@ -59,6 +59,9 @@ pub struct Bench {
     /// Load-generator processes the latency run is spread over.
     #[arg(long, default_value = "4")]
     pub fan_processes: NonZeroU64,
+    /// Open WebSockets in the memory run (the replica's RSS per socket).
+    #[arg(long, default_value = "4000")]
+    pub sockets: NonZeroU64,
 }
 
 impl Default for Bench {

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use report::{Contention, Fans, FansShare, HttpPeak, Latency, RedisPeak};
+use report::{Contention, Fans, FansShare, HttpPeak, Latency, Mixed, RedisPeak, Sockets};
 use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
@@ -73,6 +73,31 @@ enum Cmd {
         fans: usize,
         #[arg(long)]
         seats: usize,
+    },
+    /// Holds alone, then holds while other fans confirm at the same time
+    /// (the event needs at least 3 × `fans` seats in rows of 10).
+    Mixed {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        event: String,
+        #[arg(long, default_value_t = 100)]
+        fans: usize,
+    },
+    /// Opens `count` WebSockets (each its own queued fan) and holds them
+    /// open; writes `--ready FILE` once all are open, so the parent can
+    /// measure the replica.
+    Sockets {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 5)]
+        hold_seconds: u64,
+        #[arg(long)]
+        ready: Option<PathBuf>,
     },
     /// Fans: each holds one keep-alive connection, joins, then asks for its
     /// status once a second. Latency is measured from the scheduled send
@@ -573,6 +598,231 @@ async fn contention(
     })
 }
 
+/// Admits `n` fans (each a new connection, as a browser would) and returns
+/// their admission tokens.
+async fn admit(
+    target: SocketAddr,
+    event: &str,
+    n: usize,
+    tag: &str,
+) -> Result<Vec<String>, String> {
+    let limit = Arc::new(Semaphore::new(200));
+    let mut joins = Vec::new();
+    for i in 0..n {
+        let (limit, event, tag) = (limit.clone(), event.to_string(), tag.to_string());
+        joins.push(tokio::spawn(async move {
+            let _p = limit.acquire().await.ok()?;
+            let body = format!("{{\"client_id\":\"{tag}-{i}\"}}");
+            let (status, v) = once(
+                target,
+                "POST",
+                &format!("/api/v1/events/{event}/queue"),
+                None,
+                Some(body),
+            )
+            .await
+            .ok()?;
+            (status == 200)
+                .then(|| v["token"].as_str().map(str::to_string))
+                .flatten()
+        }));
+    }
+    let mut tokens = Vec::new();
+    for j in joins {
+        if let Ok(Some(t)) = j.await {
+            tokens.push(t);
+        }
+    }
+    if tokens.len() != n {
+        return Err(format!("only {} of {n} fans were admitted", tokens.len()));
+    }
+    Ok(tokens)
+}
+
+fn seat(i: usize) -> String {
+    format!("main-{}-{}", row_label(i / 10), i % 10 + 1)
+}
+
+fn row_label(mut i: usize) -> String {
+    let mut label = Vec::new();
+    loop {
+        label.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    label.reverse();
+    String::from_utf8(label).unwrap_or_default()
+}
+
+/// Holds `seats` (one per token) at once; returns (token, hold id) of each
+/// success and the latencies in µs.
+async fn hold_all(
+    target: SocketAddr,
+    event: &str,
+    tokens: Vec<String>,
+    seats: Vec<String>,
+) -> (Vec<(String, String)>, Vec<u32>, u64) {
+    let mut tasks = Vec::new();
+    for (token, seat) in tokens.into_iter().zip(seats) {
+        let event = event.to_string();
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let body = format!("{{\"seat_ids\":[\"{seat}\"]}}");
+            let r = once(
+                target,
+                "POST",
+                &format!("/api/v1/events/{event}/holds"),
+                Some(&token),
+                Some(body),
+            )
+            .await;
+            (token, r, started.elapsed().as_micros() as u32)
+        }));
+    }
+    let (mut held, mut lat, mut errors) = (Vec::new(), Vec::new(), 0);
+    for t in tasks {
+        match t.await {
+            Ok((token, Ok((201, v)), us)) => {
+                lat.push(us);
+                held.push((token, v["hold_id"].as_str().unwrap_or_default().to_string()));
+            }
+            _ => errors += 1,
+        }
+    }
+    (held, lat, errors)
+}
+
+async fn confirm_all(target: SocketAddr, held: Vec<(String, String)>) -> (Vec<u32>, u64) {
+    let mut tasks = Vec::new();
+    for (token, hold) in held {
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = once(
+                target,
+                "POST",
+                &format!("/api/v1/holds/{hold}/confirm"),
+                Some(&token),
+                None,
+            )
+            .await;
+            (r, started.elapsed().as_micros() as u32)
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await {
+            Ok((Ok((201, _)), us)) => lat.push(us),
+            _ => errors += 1,
+        }
+    }
+    (lat, errors)
+}
+
+async fn mixed(target: SocketAddr, event: String, fans: usize) -> Result<Mixed, String> {
+    let tokens = admit(target, &event, 3 * fans, "mixed").await?;
+    let (first, rest) = tokens.split_at(fans);
+    let (second, third) = rest.split_at(fans);
+    // Holds alone.
+    let (held_first, mut alone, mut errors) = hold_all(
+        target,
+        &event,
+        first.to_vec(),
+        (0..fans).map(seat).collect(),
+    )
+    .await;
+    // The same number of holds while the first fans confirm theirs.
+    let (held_second, _, e) = hold_all(
+        target,
+        &event,
+        second.to_vec(),
+        (fans..2 * fans).map(seat).collect(),
+    )
+    .await;
+    errors += e;
+    let confirming = tokio::spawn(confirm_all(target, held_first));
+    let (_, mut with_confirms, e) = hold_all(
+        target,
+        &event,
+        third.to_vec(),
+        (2 * fans..3 * fans).map(seat).collect(),
+    )
+    .await;
+    errors += e;
+    let (mut confirms, e) = confirming.await.map_err(|e| e.to_string())?;
+    errors += e;
+    drop(held_second);
+    Ok(Mixed {
+        holds_alone: Latency::from_micros(&mut alone),
+        holds_with_confirms: Latency::from_micros(&mut with_confirms),
+        confirms: Latency::from_micros(&mut confirms),
+        errors,
+    })
+}
+
+async fn sockets(
+    target: SocketAddr,
+    event: String,
+    count: usize,
+    hold_seconds: u64,
+    ready: Option<PathBuf>,
+) -> Result<Sockets, String> {
+    use futures_util::StreamExt;
+    let limit = Arc::new(Semaphore::new(200));
+    let mut opening = Vec::new();
+    for i in 0..count {
+        let (limit, event) = (limit.clone(), event.clone());
+        opening.push(tokio::spawn(async move {
+            let _p = limit.acquire().await.ok()?;
+            let body = format!("{{\"client_id\":\"socket-{i}\"}}");
+            let (_, v) = once(
+                target,
+                "POST",
+                &format!("/api/v1/events/{event}/queue"),
+                None,
+                Some(body),
+            )
+            .await
+            .ok()?;
+            let ticket = v["ticket"].as_str()?.to_string();
+            let url = format!("ws://{target}/api/v1/events/{event}/queue/{ticket}/ws");
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+            // Open once the first message (the position) has arrived.
+            tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            Some(ws)
+        }));
+    }
+    let mut open = Vec::new();
+    for o in opening {
+        if let Ok(Some(ws)) = o.await {
+            open.push(ws);
+        }
+    }
+    let opened = open.len();
+    // Keep reading (pings, positions) so every socket stays healthy.
+    let readers: Vec<_> = open
+        .into_iter()
+        .map(|mut ws| tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} }))
+        .collect();
+    if let Some(path) = &ready {
+        std::fs::write(path, opened.to_string()).map_err(|e| e.to_string())?;
+    }
+    tokio::time::sleep(Duration::from_secs(hold_seconds)).await;
+    for r in readers {
+        r.abort();
+    }
+    Ok(Sockets {
+        requested: count as u64,
+        opened: opened as u64,
+        failed: (count - opened) as u64,
+        held_seconds: hold_seconds as f64,
+    })
+}
+
 /// Writes a result where `--report` says, or prints it.
 fn emit<T: serde::Serialize>(path: Option<&Path>, value: &T) -> Result<(), String> {
     match path {
@@ -616,6 +866,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             fans,
             seats,
         } => emit(out, &contention(target, event, fans, seats).await?),
+        Cmd::Mixed {
+            target,
+            event,
+            fans,
+        } => emit(out, &mixed(target, event, fans).await?),
+        Cmd::Sockets {
+            target,
+            event,
+            count,
+            hold_seconds,
+            ready,
+        } => emit(
+            out,
+            &sockets(target, event, count, hold_seconds, ready).await?,
+        ),
         Cmd::Fans {
             target,
             event,

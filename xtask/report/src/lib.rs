@@ -94,6 +94,26 @@ pub struct Contention {
     pub total_seconds: f64,
 }
 
+/// Holds while confirms run at the same time, against holds alone: the
+/// sold-out bookkeeping of a confirm must not hold a hold up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mixed {
+    pub holds_alone: Latency,
+    pub holds_with_confirms: Latency,
+    pub confirms: Latency,
+    pub errors: u64,
+}
+
+/// Many WebSockets open on one replica at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sockets {
+    pub requested: u64,
+    pub opened: u64,
+    pub failed: u64,
+    /// Seconds they were all held open.
+    pub held_seconds: f64,
+}
+
 /// Writes a report as JSON.
 pub fn write<T: Serialize>(path: &Path, report: &T) -> io::Result<()> {
     let text = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
