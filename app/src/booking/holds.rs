@@ -200,11 +200,6 @@ impl Booking {
         let hold = match wanted {
             Wanted::Seats(ids) => {
                 self.check_seats_exist(event, &ids).await?;
-                if self.any_claimed(event, &ids).await? {
-                    // Taken already: answered without a transaction, so
-                    // the many who lose a seat never wait on its lock.
-                    return Err(BookingError::SeatUnavailable);
-                }
                 self.hold_with_retries(event, ticket, &ids).await?
             }
             Wanted::Quantity(n) => self.hold_best(event, ticket, n).await?,
@@ -227,9 +222,6 @@ impl Booking {
         for pool in [&self.db.reader, &self.db.writer] {
             let blocks = self.best_blocks(pool, event, n).await?;
             for block in blocks.into_iter().take(ATTEMPTS) {
-                if self.any_claimed(event, &block).await? {
-                    continue;
-                }
                 match self.hold_with_retries(event, ticket, &block).await {
                     Err(BookingError::SeatUnavailable) => continue,
                     other => return other,
@@ -239,8 +231,12 @@ impl Booking {
         Err(BookingError::SeatUnavailable)
     }
 
-    /// Whether any of `seats` has a live claim now (read from the writer).
-    async fn any_claimed(&self, event: &EventId, seats: &[String]) -> Result<bool, BookingError> {
+    /// Whether any of `seats` has a live claim now.
+    async fn any_claimed(
+        conn: &mut sqlx::MySqlConnection,
+        event: &EventId,
+        seats: &[String],
+    ) -> Result<bool, BookingError> {
         let mut q: QueryBuilder<MySql> =
             QueryBuilder::new("SELECT 1 FROM seat_claims WHERE event_id = ");
         q.push_bind(event.as_str()).push(" AND seat_id IN (");
@@ -249,7 +245,7 @@ impl Booking {
             sep.push_bind(s);
         }
         q.push(") AND (expires_at IS NULL OR expires_at > NOW(3)) LIMIT 1");
-        Ok(q.build().fetch_optional(&self.db.writer).await?.is_some())
+        Ok(q.build().fetch_optional(conn).await?.is_some())
     }
 
     /// Seats never change once an event exists, so the reader answers; the
@@ -361,7 +357,13 @@ impl Booking {
         ticket: &str,
         seats: &[String],
     ) -> Result<Hold, BookingError> {
-        let mut tx = self.db.writer.begin().await?;
+        let mut conn = self.db.writer.acquire().await?;
+        if Self::any_claimed(&mut conn, event, seats).await? {
+            // Taken already: answered by one read, without a transaction,
+            // so the many who lose a seat never wait on its lock.
+            return Err(BookingError::SeatUnavailable);
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Serialises this fan's own concurrent holds (the per-ticket limit).
         sqlx::query("INSERT INTO ticket_locks (event_id, ticket) VALUES (?, ?) ON DUPLICATE KEY UPDATE ticket = ticket")
             .bind(event.as_str())
@@ -499,7 +501,13 @@ impl Booking {
         idempotency_key: Option<&str>,
         session_alive: impl std::future::Future<Output = Result<(), BookingError>>,
     ) -> Result<(Reservation, bool), BookingError> {
-        let (event, ticket) = self.hold_owner(hold_id).await?;
+        let row = sqlx::query("SELECT event_id, ticket, status FROM holds WHERE id = ?")
+            .bind(hold_id)
+            .fetch_optional(&self.db.writer)
+            .await?
+            .ok_or(BookingError::NotFound("hold"))?;
+        let (event, ticket, status): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         if !caller.may_touch(&event, &ticket) {
             return Err(BookingError::Forbidden(
                 "this hold belongs to another ticket",
@@ -519,11 +527,15 @@ impl Booking {
                 }
             }
         }
-        if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
-            if existing.cancelled_at_ms.is_some() {
-                return Err(BookingError::ReservationCancelled);
+        // Confirmed before: the same reservation, even though confirming
+        // ended the fan's session (a retried confirm is answered).
+        if status == "confirmed" {
+            if let Some(existing) = self.reservation_by(By::Hold, hold_id).await? {
+                if existing.cancelled_at_ms.is_some() {
+                    return Err(BookingError::ReservationCancelled);
+                }
+                return Ok((existing, false));
             }
-            return Ok((existing, false));
         }
         session_alive.await?;
         let mut attempt = 0;
@@ -584,13 +596,15 @@ impl Booking {
     ) -> Result<(Reservation, Option<Stock>), BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let row = sqlx::query(
-            "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live FROM holds WHERE id = ? FOR UPDATE",
+            "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live, NOW(3) AS now \
+             FROM holds WHERE id = ? FOR UPDATE",
         )
         .bind(hold_id)
         .fetch_one(&mut *tx)
         .await?;
         let status: String = row.try_get("status")?;
         let live: i64 = row.try_get("live")?;
+        let created: PrimitiveDateTime = row.try_get("now")?;
         match status.as_str() {
             "active" if live == 1 => {}
             "confirmed" => return Err(BookingError::HoldConfirmed),
@@ -599,25 +613,22 @@ impl Booking {
         let reservation_id = new_id();
         sqlx::query(
             "INSERT INTO reservations (id, event_id, hold_id, ticket, idempotency_key, created_at) \
-             VALUES (?, ?, ?, ?, ?, NOW(3))",
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&reservation_id)
         .bind(event)
         .bind(hold_id)
         .bind(ticket)
         .bind(key)
+        .bind(created)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO reservation_seats (reservation_id, seat_id) SELECT ?, seat_id FROM hold_seats WHERE hold_id = ?")
+        let seats = sqlx::query("INSERT INTO reservation_seats (reservation_id, seat_id) SELECT ?, seat_id FROM hold_seats WHERE hold_id = ?")
             .bind(&reservation_id)
             .bind(hold_id)
             .execute(&mut *tx)
-            .await?;
-        let seats: i64 = sqlx::query("SELECT COUNT(*) FROM hold_seats WHERE hold_id = ?")
-            .bind(hold_id)
-            .fetch_one(&mut *tx)
             .await?
-            .try_get(0)?;
+            .rows_affected() as i64;
         let claimed = sqlx::query(
             "UPDATE seat_claims SET reservation_id = ?, hold_id = NULL, expires_at = NULL \
              WHERE hold_id = ? AND expires_at > NOW(3)",
@@ -656,12 +667,6 @@ impl Booking {
         .await?;
         // Read inside the transaction: once it commits, the answer is ready
         // without another round trip that could fail.
-        let created: PrimitiveDateTime =
-            sqlx::query("SELECT created_at FROM reservations WHERE id = ?")
-                .bind(&reservation_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
         let seat_ids = sqlx::query(
             "SELECT seat_id FROM reservation_seats WHERE reservation_id = ? ORDER BY seat_id",
         )
@@ -691,6 +696,21 @@ impl Booking {
                 "this hold belongs to another ticket",
             ));
         }
+        let mut attempt = 0;
+        loop {
+            match self.try_release(hold_id).await {
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => break other?,
+            }
+        }
+        self.seats_changed(&event).await;
+        Ok(())
+    }
+
+    async fn try_release(&self, hold_id: &str) -> Result<(), BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let status: String = sqlx::query("SELECT status FROM holds WHERE id = ? FOR UPDATE")
             .bind(hold_id)
@@ -709,7 +729,6 @@ impl Booking {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.seats_changed(&event).await;
         Ok(())
     }
 
@@ -733,6 +752,27 @@ impl Booking {
     /// Cancels a reservation: its seats are free again. Idempotent.
     pub async fn cancel_reservation(&self, id: &str, caller: &Caller) -> Result<(), BookingError> {
         let r = self.reservation(id, caller).await?;
+        let mut attempt = 0;
+        let stock = loop {
+            match self.try_cancel(id, &r.event_id).await {
+                // A confirm of the same event at the same moment can make
+                // InnoDB pick this one to undo: run it again.
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => break other?,
+            }
+        };
+        self.seats_changed(&r.event_id).await;
+        if let (Some(ev), Some(stock)) = (EventId::parse(&r.event_id), stock) {
+            self.apply_stock(&ev, stock).await;
+        }
+        tracing::info!(event = %r.event_id, "reservation cancelled");
+        Ok(())
+    }
+
+    async fn try_cancel(&self, id: &str, event: &str) -> Result<Option<Stock>, BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let freed = sqlx::query("DELETE FROM seat_claims WHERE reservation_id = ?")
             .bind(id)
@@ -746,17 +786,12 @@ impl Booking {
         .execute(&mut *tx)
         .await?;
         let stock = if freed > 0 {
-            count_reserved(&mut tx, &r.event_id, -(freed as i64)).await?
+            count_reserved(&mut tx, event, -(freed as i64)).await?
         } else {
             None
         };
         tx.commit().await?;
-        self.seats_changed(&r.event_id).await;
-        if let (Some(ev), Some(stock)) = (EventId::parse(&r.event_id), stock) {
-            self.apply_stock(&ev, stock).await;
-        }
-        tracing::info!(event = %r.event_id, "reservation cancelled");
-        Ok(())
+        Ok(stock)
     }
 
     /// A fan's own reservations for an event (from the writer).
@@ -812,12 +847,14 @@ impl Booking {
     /// Applies the sold-out decision of every event whose stock changed in
     /// the last ten minutes (each replica, every second, from the sweeper):
     /// a decision lost after its commit is applied within a second or two.
+    /// Read from the reader: a copy a moment behind is harmless, since Redis
+    /// ignores a decision older than one it applied.
     pub async fn reconcile_sold_out(&self) -> Result<(), BookingError> {
         let rows = sqlx::query(
             "SELECT event_id, seats, reserved, version FROM event_stock \
              WHERE updated_at > NOW(3) - INTERVAL 10 MINUTE LIMIT 1000",
         )
-        .fetch_all(&self.db.writer)
+        .fetch_all(&self.db.reader)
         .await?;
         for r in &rows {
             let event: String = r.try_get(0)?;
