@@ -1,4 +1,5 @@
-//! `cargo xtask dev`: the whole product on this machine.
+//! `cargo xtask dev`: the whole product on this machine. Its [`Stack`]
+//! also serves the fuzz step of `cargo xtask test`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -178,7 +179,7 @@ fn create_demo_event(addr: SocketAddr, admin: &str) -> Result {
 }
 
 /// The value of `"key":"…"` in a JSON text.
-fn json_string(text: &str, key: &str) -> Option<String> {
+pub fn json_string(text: &str, key: &str) -> Option<String> {
     let needle = format!("\"{key}\":\"");
     let at = text.find(&needle)? + needle.len();
     Some(text[at..].split('"').next()?.to_string())
