@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::{MySql, QueryBuilder, Row};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::ToSchema;
 
 use super::keys::{event_cache_key, events_cache_key, seats_cache_key};
@@ -273,9 +273,13 @@ impl CreateEvent {
     }
 }
 
-pub fn to_datetime(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// Unix milliseconds as the UTC wall time a `DATETIME(3)` column stores.
+/// (An `OffsetDateTime` would be sent as a TIMESTAMP, which holds only
+/// 1970 to 2038: any other date became NULL.)
+pub fn to_datetime(ms: i64) -> PrimitiveDateTime {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    PrimitiveDateTime::new(t.date(), t.time())
 }
 
 pub fn to_ms(t: OffsetDateTime) -> i64 {
