@@ -178,6 +178,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
              {max} seats of an event (MAX_SEATS_PER_TICKET)."
         ));
     }
+    rules_across_fields(&mut v["components"]["schemas"]);
     if let Some(paths) = v["paths"].as_object_mut() {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in item.values_mut() {
@@ -191,6 +192,46 @@ pub fn finish(doc: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
         }
     }
     v
+}
+
+/// The rules of request bodies that bind two fields, which the derives
+/// cannot state. A field is given when it is present and not null.
+fn rules_across_fields(schemas: &mut Value) {
+    let given =
+        |field: &str, ty: &str| json!({"required": [field], "properties": {field: {"type": ty}}});
+    let rules = [
+        (
+            "CreateEvent",
+            "oneOf",
+            json!([given("seat_map", "object"), given("seats", "array")]),
+        ),
+        (
+            "HoldRequest",
+            "oneOf",
+            json!([given("seat_ids", "array"), given("quantity", "integer")]),
+        ),
+        (
+            "QueueConfigRequest",
+            "not",
+            json!({
+                "required": ["capacity", "sessions_per_replica"],
+                "properties": {"capacity": {"type": "integer"}, "sessions_per_replica": {"type": "integer"}}
+            }),
+        ),
+        (
+            "JoinRequest",
+            "anyOf",
+            json!([
+                given("client_id", "string"),
+                given("identity_token", "string")
+            ]),
+        ),
+    ];
+    for (name, keyword, rule) in rules {
+        if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+            schema.insert(keyword.into(), rule);
+        }
+    }
 }
 
 /// `GET /api/v1/openapi.json`
@@ -360,6 +401,82 @@ mod tests {
         assert!(
             too_large.contains(&EVENT_BODY_BYTES.to_string()),
             "{too_large}"
+        );
+    }
+
+    /// Whether `body` gives every field a branch of a rule requires, with
+    /// its type (the only shape `rules_across_fields` writes).
+    fn gives(branch: &Value, body: &Value) -> bool {
+        let is = |v: &Value, ty: &str| match ty {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "integer" => v.is_i64(),
+            _ => v.is_string(),
+        };
+        branch["required"].as_array().unwrap().iter().all(|f| {
+            let f = f.as_str().unwrap();
+            let ty = branch["properties"][f]["type"].as_str().unwrap();
+            body.get(f).is_some_and(|v| is(v, ty))
+        })
+    }
+
+    #[test]
+    fn the_rules_across_fields_are_the_validated_ones() {
+        let doc = generated();
+        let schemas = &doc["components"]["schemas"];
+        let map = json!({"rows": 1, "seats_per_row": 1});
+        let list = json!([{"section": "s", "row": "r", "number": 1, "price_tier": "t"}]);
+        let one_of = schemas["CreateEvent"]["oneOf"].as_array().unwrap();
+        for (seat_map, seats) in [
+            (Some(&map), None),
+            (None, Some(&list)),
+            (Some(&map), Some(&list)),
+            (None, None),
+            (Some(&Value::Null), Some(&list)),
+        ] {
+            let mut body = json!({"id": "e", "name": "n", "venue": "v",
+                "starts_at": "2030-01-01T00:00:00Z", "sale_opens_at": "2030-01-01T00:00:00Z"});
+            if let Some(m) = seat_map {
+                body["seat_map"] = m.clone();
+            }
+            if let Some(l) = seats {
+                body["seats"] = l.clone();
+            }
+            let documented = one_of.iter().filter(|b| gives(b, &body)).count() == 1;
+            let validated =
+                serde_json::from_value::<crate::booking::catalog::CreateEvent>(body.clone())
+                    .unwrap()
+                    .validate()
+                    .is_ok();
+            assert_eq!(documented, validated, "{body}");
+        }
+        let not = &schemas["QueueConfigRequest"]["not"];
+        for body in [
+            json!({"capacity": 5, "sessions_per_replica": 2}),
+            json!({"capacity": 5}),
+            json!({"capacity": null, "sessions_per_replica": 2}),
+            json!({}),
+        ] {
+            let documented = !gives(not, &body);
+            let validated =
+                serde_json::from_value::<crate::queue::config::QueueConfigRequest>(body.clone())
+                    .unwrap()
+                    .validate(true)
+                    .is_ok();
+            assert_eq!(documented, validated, "{body}");
+        }
+        // Checked by the handlers (the hold needs a database; the join an
+        // identity key): the rules are there.
+        assert_eq!(
+            schemas["HoldRequest"]["oneOf"],
+            json!([
+                {"required": ["seat_ids"], "properties": {"seat_ids": {"type": "array"}}},
+                {"required": ["quantity"], "properties": {"quantity": {"type": "integer"}}}
+            ])
+        );
+        assert_eq!(
+            schemas["JoinRequest"]["anyOf"].as_array().map(Vec::len),
+            Some(2)
         );
     }
 
