@@ -179,6 +179,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
         ));
     }
     rules_across_fields(&mut v["components"]["schemas"]);
+    text_rules(&mut v["components"]["schemas"]);
     if let Some(paths) = v["paths"].as_object_mut() {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in item.values_mut() {
@@ -230,6 +231,32 @@ fn rules_across_fields(schemas: &mut Value) {
     for (name, keyword, rule) in rules {
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
             schema.insert(keyword.into(), rule);
+        }
+    }
+}
+
+/// What text fields may hold, written once here for the fields that share
+/// a rule: names the catalog trims and stores (`booking::catalog`: some
+/// character that is not white space, no control character), and the
+/// queue's message (no control character but a line break).
+fn text_rules(schemas: &mut Value) {
+    const CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+    let printable = format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$");
+    let message = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$".to_string();
+    let fields = [
+        ("CreateEvent", "name", &printable),
+        ("CreateEvent", "venue", &printable),
+        ("PatchEvent", "name", &printable),
+        ("PatchEvent", "venue", &printable),
+        ("SeatSpec", "price_tier", &printable),
+        ("QueueConfigRequest", "message", &message),
+    ];
+    for (name, field, pattern) in fields {
+        if let Some(prop) = schemas
+            .pointer_mut(&format!("/{name}/properties/{field}"))
+            .and_then(Value::as_object_mut)
+        {
+            prop.insert("pattern".into(), json!(pattern));
         }
     }
 }
@@ -478,6 +505,31 @@ mod tests {
             schemas["JoinRequest"]["anyOf"].as_array().map(Vec::len),
             Some(2)
         );
+    }
+
+    #[test]
+    fn text_fields_state_what_the_api_refuses() {
+        let doc = generated();
+        let schemas = &doc["components"]["schemas"];
+        for (name, field) in [
+            ("CreateEvent", "name"),
+            ("CreateEvent", "venue"),
+            ("PatchEvent", "name"),
+            ("PatchEvent", "venue"),
+            ("SeatSpec", "price_tier"),
+        ] {
+            let pattern = schemas[name]["properties"][field]["pattern"]
+                .as_str()
+                .unwrap_or("");
+            assert!(
+                pattern.contains("[^\\s\\u0000-\\u001f"),
+                "{name}.{field}: {pattern}"
+            );
+        }
+        let message = schemas["QueueConfigRequest"]["properties"]["message"]["pattern"]
+            .as_str()
+            .unwrap_or("");
+        assert!(message.contains("\\u0009\\u000b"), "{message}");
     }
 
     /// Routes come only from `documented_routes` (each from its
