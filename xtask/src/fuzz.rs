@@ -14,7 +14,7 @@
 //! tokens answer the `admin` and `admission` security schemes.
 //!
 //! Everything it writes is under `target/fuzz`: the stack (`stack/`, made
-//! afresh each run), the config (`xtask/python/schemathesis.toml`,
+//! afresh each run), the config and hooks (`xtask/python/schemathesis*`,
 //! copied next to the dictionaries), the report (`report/`) and
 //! schemathesis's own state (`cache/`, `examples.db`, `.hypothesis/`, kept
 //! between runs so that a finding is tried again first).
@@ -47,10 +47,9 @@ pub fn check(sh: &Shell) -> Result {
     let mut stack = Stack::start(&root, &dir.join("stack"), false, true)?;
     let seed = seed(stack.app.addr, &stack.admin)?;
 
-    std::fs::copy(
-        root.join("xtask/python/schemathesis.toml"),
-        dir.join("schemathesis.toml"),
-    )?;
+    for file in ["schemathesis.toml", "schemathesis_hooks.py"] {
+        std::fs::copy(root.join("xtask/python").join(file), dir.join(file))?;
+    }
     for (name, values) in [
         ("events", &seed.events),
         ("tickets", &seed.tickets),

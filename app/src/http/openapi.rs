@@ -532,6 +532,43 @@ mod tests {
         assert!(message.contains("\\u0009\\u000b"), "{message}");
     }
 
+    /// The header parameters of an operation: name → (required, schema).
+    fn headers<'a>(
+        doc: &'a Value,
+        path: &str,
+        method: &str,
+    ) -> BTreeMap<&'a str, (bool, &'a Value)> {
+        let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
+        doc.pointer(&pointer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "header")
+            .map(|p| {
+                let name = p["name"].as_str().unwrap_or_default();
+                (name, (p["required"] == true, &p["schema"]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_websocket_names_its_handshake() {
+        let doc = generated();
+        let ws = headers(&doc, "/api/v1/events/{event_id}/queue/{ticket}/ws", "get");
+        let names: Vec<&str> = ws.keys().copied().collect();
+        assert_eq!(
+            names,
+            [
+                "Connection",
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Version",
+                "Upgrade"
+            ]
+        );
+        assert!(ws.values().all(|(required, _)| *required));
+        assert_eq!(ws["Sec-WebSocket-Version"].1["pattern"], "^13$");
+    }
+
     /// Routes come only from `documented_routes` (each from its
     /// `#[utoipa::path]`): nothing in the crate adds one past the document.
     #[test]
