@@ -569,6 +569,16 @@ mod tests {
         assert_eq!(ws["Sec-WebSocket-Version"].1["pattern"], "^13$");
     }
 
+    #[test]
+    fn an_idempotency_key_is_not_blank() {
+        let doc = generated();
+        let confirm = headers(&doc, "/api/v1/holds/{hold_id}/confirm", "post");
+        let (required, schema) = confirm["Idempotency-Key"];
+        assert!(!required);
+        assert_eq!(schema["maxLength"], 200);
+        assert_eq!(schema["pattern"], "^[\t -~]*[!-~][\t -~]*$");
+    }
+
     /// Routes come only from `documented_routes` (each from its
     /// `#[utoipa::path]`): nothing in the crate adds one past the document.
     #[test]
