@@ -33,10 +33,18 @@ pub fn serialize_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&format_ms(*ms))
 }
 
-/// Parses an RFC 3339 timestamp (any offset) into Unix milliseconds.
+/// The first and the last millisecond RFC 3339 can write in UTC
+/// (0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z).
+const FIRST_MS: i64 = -62_167_219_200_000;
+const LAST_MS: i64 = 253_402_300_799_999;
+
+/// Parses an RFC 3339 timestamp (any offset) into Unix milliseconds; `None`
+/// also for a time that UTC puts outside the years 0000-9999 (an offset can
+/// push 9999-12-31T23:00:00-05:00 there), which could not be shown again.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?;
+    (FIRST_MS..=LAST_MS).contains(&ms).then_some(ms)
 }
 
 /// The earliest time the database stores (MySQL's DATETIME starts at year
@@ -85,5 +93,18 @@ mod tests {
             Some(1_795_464_000_500)
         );
         assert_eq!(parse_rfc3339_ms("2026-11-23 20:00"), None);
+    }
+
+    #[test]
+    fn every_time_it_parses_it_can_show_again() {
+        for s in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "0085-12-07T02:34:19.493Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(s).map(format_ms).as_deref(), Some(s));
+        }
+        assert_eq!(parse_rfc3339_ms("9999-12-31T23:00:00-05:00"), None);
+        assert_eq!(parse_rfc3339_ms("0000-01-01T00:30:00+01:00"), None);
     }
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask dev`: the whole product on this machine.
+//! `cargo xtask dev`: the whole product on this machine. Its [`Stack`]
+//! also serves the fuzz step of `cargo xtask test`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,7 +102,7 @@ fn start_app(
     dir: &Path,
     redis: &Redis,
     db: &Database,
-    check: bool,
+    quiet: bool,
     admin: &str,
 ) -> Result<App> {
     let keys = dir.join("keys");
@@ -119,7 +120,7 @@ fn start_app(
         }
     }
     // 8080 when it is free (the documented default), else any free port.
-    let port = if !check && std::net::TcpListener::bind("127.0.0.1:8080").is_ok() {
+    let port = if !quiet && std::net::TcpListener::bind("127.0.0.1:8080").is_ok() {
         8080
     } else {
         devstack::free_port()
@@ -141,7 +142,7 @@ fn start_app(
         .env("DATABASE_URL", &db.app_url)
         .env("DATABASE_READ_URL", &db.reader_url)
         .env("REPLICA_ID", "dev-1");
-    if check {
+    if quiet {
         cmd.stdout(log.try_clone()?).stderr(log);
     } else {
         cmd.env("LOG_FORMAT", "text");
@@ -178,7 +179,7 @@ fn create_demo_event(addr: SocketAddr, admin: &str) -> Result {
 }
 
 /// The value of `"key":"…"` in a JSON text.
-fn json_string(text: &str, key: &str) -> Option<String> {
+pub fn json_string(text: &str, key: &str) -> Option<String> {
     let needle = format!("\"{key}\":\"");
     let at = text.find(&needle)? + needle.len();
     Some(text[at..].split('"').next()?.to_string())
@@ -220,6 +221,48 @@ fn demo_booking(addr: SocketAddr) -> Result {
     Ok(())
 }
 
+/// Redis, MariaDB (migrated) and the app built in target/debug, started
+/// afresh under `dir`; everything stops when dropped (the app first).
+pub struct Stack {
+    pub app: App,
+    /// The admin token the app accepts.
+    pub admin: String,
+    redis: Redis,
+    db: Database,
+}
+
+impl Stack {
+    /// `quiet`: the app logs JSON to `dir/app.log` and listens on any free
+    /// port (else on 8080 when free, logging text to the terminal).
+    pub fn start(root: &Path, dir: &Path, cluster: bool, quiet: bool) -> Result<Stack> {
+        let binary = root.join("target/debug/admission");
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let options = RedisOptions {
+            tls: None,
+            durable: true,
+        };
+        let redis = if cluster {
+            Redis::Cluster(RedisCluster::start(
+                &dir.join("redis-cluster"),
+                3,
+                &options,
+            )?)
+        } else {
+            Redis::Standalone(RedisServer::start(&dir.join("redis"), &options)?)
+        };
+        let db = start_database(&binary, dir)?;
+        let admin = random_hex(24)?;
+        let app = start_app(&binary, dir, &redis, &db, quiet, &admin)?;
+        Ok(Stack {
+            app,
+            admin,
+            redis,
+            db,
+        })
+    }
+}
+
 fn print_urls(addr: SocketAddr, admin: &str, dir: &Path, redis: &Redis) {
     let base = format!("http://{addr}");
     let (var, value) = redis.env();
@@ -249,26 +292,13 @@ pub fn run(sh: &Shell, flags: &flags::Dev) -> Result {
 /// with a different feature set).
 pub fn run_built(sh: &Shell, flags: &flags::Dev) -> Result {
     let root = sh.current_dir();
-    let binary = root.join("target/debug/admission");
     let dir: PathBuf = root.join("target/dev");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let options = RedisOptions {
-        tls: None,
-        durable: true,
-    };
-    let redis = if flags.cluster {
-        Redis::Cluster(RedisCluster::start(
-            &dir.join("redis-cluster"),
-            3,
-            &options,
-        )?)
-    } else {
-        Redis::Standalone(RedisServer::start(&dir.join("redis"), &options)?)
-    };
-    let db = start_database(&binary, &dir)?;
-    let admin = random_hex(24)?;
-    let mut app = start_app(&binary, &dir, &redis, &db, flags.check, &admin)?;
+    let Stack {
+        mut app,
+        admin,
+        redis,
+        db,
+    } = Stack::start(&root, &dir, flags.cluster, flags.check)?;
     create_demo_event(app.addr, &admin)?;
 
     if flags.check {

@@ -6,6 +6,7 @@
 mod bench;
 mod dev;
 mod flags;
+mod fuzz;
 mod helm;
 mod migrate;
 mod test;

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use xshell::{cmd, Shell};
 
-use crate::{dev, flags, helm, tools, Result};
+use crate::{dev, flags, fuzz, helm, tools, Result};
 
 struct Outcome {
     name: &'static str,
@@ -49,6 +49,7 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
             .env("ADMISSION_QUICK_TESTS", quick)
             .run()?)
     });
+    step(&mut results, "schemathesis", || fuzz::check(sh));
     step(&mut results, "helm/argocd/gitlab-ci", || helm::check(sh));
     step(&mut results, "xtask dev --check", || {
         dev::run_built(

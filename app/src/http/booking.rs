@@ -268,7 +268,9 @@ pub async fn create_hold(
     params(
         HoldParam,
         ("Idempotency-Key" = Option<String>, Header, max_length = 200,
-            description = "Makes a retried confirm safe: the same key for another hold is a 422."),
+            pattern = "^[\t -~]*[!-~][\t -~]*$",
+            description = "Makes a retried confirm safe: the same key for another hold is a 422. \
+                Visible ASCII, spaces and tabs, not blank."),
     ),
     security(("admission" = [])),
     responses(

@@ -25,7 +25,9 @@ use crate::token::AdmissionClaims;
 
 /// A JSON body: at most the route's body limit, any content type, unknown
 /// fields refused by the target type. Malformed JSON and wrong shapes are
-/// 400; range checks are the handler's (422).
+/// 400; range checks are the handler's (422). A whole number written with a
+/// fraction or an exponent (`2.0`, `1e3`) is an integer, as JSON Schema and
+/// so the document count it.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -50,9 +52,48 @@ where
                 "expected a JSON object as the body",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| AppError::invalid_request(format!("invalid JSON body: {e}")))
+        let invalid =
+            |e: serde_json::Error| AppError::invalid_request(format!("invalid JSON body: {e}"));
+        match serde_json::from_slice(&bytes) {
+            Ok(body) => Ok(JsonBody(body)),
+            // Only a body that failed is read again, as a tree.
+            Err(e) => {
+                let Ok(mut tree) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                    return Err(invalid(e));
+                };
+                if !whole_numbers_as_integers(&mut tree) {
+                    return Err(invalid(e));
+                }
+                serde_json::from_value(tree).map(JsonBody).map_err(invalid)
+            }
+        }
+    }
+}
+
+/// Rewrites every whole number written as a float (`2.0`) as an integer
+/// (within i64; beyond, it stays a float that no field takes); true if it
+/// changed anything.
+fn whole_numbers_as_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f)
+                if n.is_f64()
+                    && f.fract() == 0.0
+                    && (i64::MIN as f64..i64::MAX as f64).contains(&f) =>
+            {
+                *v = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, i| whole_numbers_as_integers(i) | changed),
+        Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |changed, f| whole_numbers_as_integers(f) | changed),
+        _ => false,
     }
 }
 
@@ -368,6 +409,33 @@ mod tests {
             client_addr(stranger, &headers("1.2.3.4"), &trusted).to_string(),
             "198.51.100.7"
         );
+    }
+
+    #[tokio::test]
+    async fn whole_numbers_with_a_fraction_are_integers() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            n: i64,
+            list: Vec<u32>,
+        }
+        let read = |json: &'static str| async move {
+            let req = Request::builder()
+                .body(axum::body::Body::from(json))
+                .unwrap();
+            JsonBody::<Body>::from_request(req, &()).await.map(|b| b.0)
+        };
+        let b = read(r#"{"n": 2.0, "list": [1e3, 7]}"#).await.unwrap();
+        assert_eq!((b.n, b.list), (2, vec![1000, 7]));
+        let e = read(r#"{"n": 2.5, "list": []}"#).await.unwrap_err();
+        assert_eq!(e.code, crate::http::error::ErrorCode::InvalidRequest);
+        assert!(
+            e.message.contains("line 1"),
+            "the first error: {}",
+            e.message
+        );
+        let e = read(r#"{"n": 2.0, "list": [], "x": 1}"#).await.unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
     }
 
     #[test]

@@ -177,7 +177,17 @@ errors!(WsErrors: InvalidRequest, EventNotFound, TicketNotFound, Unavailable);
 /// and an unreachable Redis a 503, like the other routes.
 #[utoipa::path(
     get, path = "/api/v1/events/{event_id}/queue/{ticket}/ws", operation_id = "websocket", tag = "queue",
-    params(TicketParams),
+    // The handshake (RFC 6455) as the server checks it; without it, a 400.
+    params(
+        TicketParams,
+        ("Connection" = String, Header, pattern = "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]",
+            description = "Names `upgrade` (any case)."),
+        ("Upgrade" = String, Header, pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$",
+            description = "`websocket` (any case)."),
+        ("Sec-WebSocket-Version" = String, Header, pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header,
+            description = "16 random bytes in base64, which the server only echoes (hashed)."),
+    ),
     responses(
         (status = 101, description = "Switching protocols; messages follow the WsMessage schema."),
         WsErrors,

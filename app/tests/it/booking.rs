@@ -129,6 +129,70 @@ async fn explicit_seat_lists_keep_exact_ids_and_may_be_long() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_keep_any_date_rfc_3339_can_write() {
+    let s = BookingStack::start().await;
+    let api = s.api();
+    let base = &api.base();
+    // Before 1970 and after 2038 too (these once reached MariaDB as
+    // TIMESTAMPs and became NULL: a 500), and the first and last instants
+    // MySQL's DATETIME promises (earlier years are a 422, see hardening).
+    let dates = [
+        ("y2040", "2040-06-01T20:00:00Z", "2039-12-31T23:59:59.999Z"),
+        ("y1562", "1562-11-23T08:23:23Z", "1085-12-07T02:34:19.493Z"),
+        ("edges", "9999-12-31T23:59:59.999Z", "1000-01-01T00:00:00Z"),
+    ];
+    for (id, starts, opens) in dates {
+        let created = api
+            .send(
+                api.http
+                    .post(format!("{base}/api/v1/admin/events"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({
+                        "id": id, "name": "n", "venue": "v", "starts_at": starts,
+                        "sale_opens_at": opens, "seat_map": {"rows": 1, "seats_per_row": 1}
+                    })),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{id}: {}",
+            created.body
+        );
+        let got = api
+            .send(api.http.get(format!("{base}/api/v1/events/{id}")))
+            .await;
+        assert_eq!(
+            (
+                got.body["starts_at"].as_str(),
+                got.body["sale_opens_at"].as_str()
+            ),
+            (Some(starts), Some(opens)),
+            "{id}"
+        );
+    }
+    let patched = api
+        .send(
+            api.http
+                .patch(format!("{base}/api/v1/admin/events/y2040"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"starts_at": "2100-01-01T00:00:00+01:00"})),
+        )
+        .await;
+    assert_eq!(patched.body["starts_at"], "2099-12-31T23:00:00Z");
+    // A time UTC puts past 9999 could not be shown again: refused.
+    let beyond = api
+        .send(
+            api.http
+                .patch(format!("{base}/api/v1/admin/events/y2040"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"starts_at": "9999-12-31T23:00:00-05:00"})),
+        )
+        .await;
+    assert_eq!(beyond.code(), "validation_failed", "{}", beyond.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_catalog_and_booking_input_gets_exact_codes() {
     let s = BookingStack::start().await;
     let api = s.api();
