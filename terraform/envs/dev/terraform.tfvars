@@ -25,7 +25,7 @@ single_nat_gateway = true
 log_retention_days = 365
 
 # EKS: two small nodes, up to four.
-kubernetes_version  = "1.33"
+kubernetes_version  = "1.35" # standard support until 2027-03
 node_instance_types = ["t3.medium"]
 node_min_size       = 1
 node_desired_size   = 2

@@ -28,7 +28,7 @@ log_retention_days  = 365
 
 # EKS: three t3.xlarge nodes (one per AZ) at rest; the Cluster Autoscaler
 # adds up to 25 for the HPA's 100 pods; prewarm raises the minimum.
-kubernetes_version  = "1.33"
+kubernetes_version  = "1.35" # standard support until 2027-03
 node_instance_types = ["t3.xlarge"]
 node_min_size       = 3
 node_desired_size   = 3

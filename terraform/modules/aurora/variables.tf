@@ -36,11 +36,11 @@ variable "allowed_security_groups" {
 variable "engine_version" {
   description = "Aurora MySQL 3 (MySQL 8.0) engine version; minor upgrades are applied automatically in the maintenance window."
   type        = string
-  default     = "8.0.mysql_aurora.3.08.2"
+  default     = "8.0.mysql_aurora.3.10.3" # 3.10 is a long-term-support release
 
   validation {
     condition     = can(regex("^8\\.0\\.mysql_aurora\\.3\\.[0-9]{2}\\.[0-9]+$", var.engine_version))
-    error_message = "engine_version must be an Aurora MySQL 3 version such as 8.0.mysql_aurora.3.08.2."
+    error_message = "engine_version must be an Aurora MySQL 3 version such as 8.0.mysql_aurora.3.10.3."
   }
 }
 

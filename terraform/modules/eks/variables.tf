@@ -9,7 +9,7 @@ variable "cluster_name" {
 }
 
 variable "kubernetes_version" {
-  description = "Kubernetes minor version of the control plane, e.g. `1.33`. Upgrade one minor version at a time."
+  description = "Kubernetes minor version of the control plane, e.g. `1.35`. Upgrade one minor version at a time, before standard support ends (14 months after release)."
   type        = string
 
   validation {

@@ -3,6 +3,8 @@
 # subnet of each per AZ.
 
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   az_count = length(var.azs)
@@ -221,8 +223,6 @@ resource "aws_vpc_endpoint" "interface" {
 }
 
 # Flow logs: rejected and accepted traffic, for incident analysis.
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 resource "aws_kms_key" "flow_logs" {
   count = var.flow_logs_retention_days > 0 ? 1 : 0

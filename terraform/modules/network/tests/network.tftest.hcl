@@ -36,11 +36,11 @@ run "public_subnets_are_where_internet_facing_albs_go" {
     error_message = "One public subnet per AZ expected."
   }
   assert {
-    condition     = alltrue([for s in aws_subnet.public : s.tags["kubernetes.io/role/elb"] == "1"])
+    condition     = alltrue([for s in aws_subnet.public : lookup(s.tags, "kubernetes.io/role/elb", "") == "1"])
     error_message = "Every public subnet needs kubernetes.io/role/elb = 1, or the Load Balancer Controller finds no subnet for an internet-facing ALB."
   }
   assert {
-    condition     = alltrue([for s in aws_subnet.public : s.tags["kubernetes.io/cluster/tickets-test"] == "shared"])
+    condition     = alltrue([for s in aws_subnet.public : lookup(s.tags, "kubernetes.io/cluster/tickets-test", "") == "shared"])
     error_message = "Every public subnet needs the cluster tag kubernetes.io/cluster/<cluster> = shared."
   }
   assert {
@@ -57,7 +57,7 @@ run "private_subnets_are_where_internal_load_balancers_and_pods_go" {
   command = plan
 
   assert {
-    condition     = alltrue([for s in aws_subnet.private : s.tags["kubernetes.io/role/internal-elb"] == "1" && s.tags["kubernetes.io/cluster/tickets-test"] == "shared"])
+    condition     = alltrue([for s in aws_subnet.private : lookup(s.tags, "kubernetes.io/role/internal-elb", "") == "1" && lookup(s.tags, "kubernetes.io/cluster/tickets-test", "") == "shared"])
     error_message = "Every private subnet needs kubernetes.io/role/internal-elb = 1 and the cluster tag."
   }
   assert {

@@ -29,11 +29,11 @@ run "each_role_trusts_only_its_own_service_account" {
   command = apply
 
   assert {
-    condition     = jsondecode(aws_iam_role.this["app"].assume_role_policy).Statement[0].Condition.StringEquals["oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"] == "system:serviceaccount:admission:admission"
+    condition     = lookup(jsondecode(aws_iam_role.this["app"].assume_role_policy).Statement[0].Condition.StringEquals, "oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub", "") == "system:serviceaccount:admission:admission"
     error_message = "The app role's trust must require sub = system:serviceaccount:admission:admission."
   }
   assert {
-    condition     = jsondecode(aws_iam_role.this["app"].assume_role_policy).Statement[0].Condition.StringEquals["oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:aud"] == "sts.amazonaws.com"
+    condition     = lookup(jsondecode(aws_iam_role.this["app"].assume_role_policy).Statement[0].Condition.StringEquals, "oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:aud", "") == "sts.amazonaws.com"
     error_message = "The app role's trust must require aud = sts.amazonaws.com."
   }
   assert {
@@ -49,7 +49,7 @@ run "each_role_trusts_only_its_own_service_account" {
     error_message = "Every role has one statement with exactly the sub and aud conditions."
   }
   assert {
-    condition     = jsondecode(aws_iam_role.this["lb_controller"].assume_role_policy).Statement[0].Condition.StringEquals["oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"] == "system:serviceaccount:kube-system:aws-load-balancer-controller"
+    condition     = lookup(jsondecode(aws_iam_role.this["lb_controller"].assume_role_policy).Statement[0].Condition.StringEquals, "oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub", "") == "system:serviceaccount:kube-system:aws-load-balancer-controller"
     error_message = "The Load Balancer Controller's role trusts kube-system/aws-load-balancer-controller only."
   }
   assert {
@@ -92,7 +92,7 @@ run "autoscaler_resizes_only_this_clusters_node_groups" {
   command = apply
 
   assert {
-    condition     = jsondecode(aws_iam_role_policy.this["node_autoscaler"].policy).Statement[0].Condition.StringEquals["aws:ResourceTag/k8s.io/cluster-autoscaler/tickets-test"] == "owned"
+    condition     = lookup(jsondecode(aws_iam_role_policy.this["node_autoscaler"].policy).Statement[0].Condition.StringEquals, "aws:ResourceTag/k8s.io/cluster-autoscaler/tickets-test", "") == "owned"
     error_message = "SetDesiredCapacity must be conditioned on the cluster's owned tag."
   }
 }
