@@ -5,6 +5,9 @@
 //! Used by `cargo xtask dev` and by the integration tests, so both start
 //! Redis the same way. No dependencies: it only spawns processes.
 
+mod moto;
+pub use moto::Moto;
+
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
