@@ -8,6 +8,7 @@ mod dev;
 mod flags;
 mod helm;
 mod migrate;
+mod terraform;
 mod test;
 mod tools;
 mod venv;

@@ -50,6 +50,7 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
             .run()?)
     });
     step(&mut results, "helm/argocd/gitlab-ci", || helm::check(sh));
+    step(&mut results, "terraform", || crate::terraform::check(sh));
     step(&mut results, "xtask dev --check", || {
         dev::run_built(
             sh,
