@@ -26,41 +26,19 @@ locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
 }
 
-# The topic is encrypted with its own key, whose policy lets CloudWatch
-# publish (the AWS-managed aws/sns key would not).
-resource "aws_kms_key" "alarms" {
-  description         = "${var.name} alarm topic"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchPublishes"
-        Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
-        Resource  = "*"
-        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-      },
-    ]
-  })
-}
+# The topic is encrypted with its own key, which CloudWatch may use to
+# publish (the AWS-managed aws/sns key would not let it).
+module "kms" {
+  source = "../kms"
 
-resource "aws_kms_alias" "alarms" {
-  name          = "alias/sns/${var.name}-alarms"
-  target_key_id = aws_kms_key.alarms.key_id
+  description       = "${var.name} alarm topic"
+  alias             = "sns/${var.name}-alarms"
+  cloudwatch_alarms = true
 }
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.alarms.arn
+  kms_master_key_id = module.kms.key_arn
 }
 
 resource "aws_sns_topic_policy" "alarms" {
@@ -96,26 +74,135 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alarm_email
 }
 
-# ALB (once the Load Balancer Controller has created it).
+# One-metric alarms, by name (`<name>-<key>`): what each watches, and when
+# it fires. The ALB's exist once the Load Balancer Controller has created it.
+locals {
+  alarm = {
+    period             = 60
+    evaluation_periods = 1
+    datapoints         = null
+    comparison         = "GreaterThanThreshold"
+    missing_data       = "notBreaching"
+  }
+  alarms = merge(
+    local.tg_enabled ? {
+      "alb-no-healthy-targets" = merge(local.alarm, {
+        description        = "No healthy app pod behind the ALB: every fan gets 502/503."
+        namespace          = "AWS/ApplicationELB"
+        metric             = "HealthyHostCount"
+        dimensions         = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+        statistic          = "Minimum"
+        evaluation_periods = 2
+        comparison         = "LessThanThreshold"
+        threshold          = 1
+        missing_data       = "breaching" # no data about targets is itself an alarm
+      })
+    } : {},
+    local.alb_enabled ? {
+      "alb-p99-latency" = merge(local.alarm, {
+        description        = "p99 response time above ${var.alb_p99_seconds} s."
+        namespace          = "AWS/ApplicationELB"
+        metric             = "TargetResponseTime"
+        dimensions         = { LoadBalancer = var.alb_arn_suffix }
+        statistic          = "p99"
+        evaluation_periods = 3
+        datapoints         = 2
+        threshold          = var.alb_p99_seconds
+      })
+    } : {},
+    {
+      for role in ["WRITER", "READER"] : "aurora-${lower(role)}-cpu" => merge(local.alarm, {
+        description        = "Aurora ${lower(role)} CPU above ${var.aurora_cpu_percent}%."
+        namespace          = "AWS/RDS"
+        metric             = "CPUUtilization"
+        dimensions         = { DBClusterIdentifier = var.aurora_cluster_id, Role = role }
+        statistic          = "Average"
+        evaluation_periods = 5
+        datapoints         = 3
+        threshold          = var.aurora_cpu_percent
+      })
+    },
+    {
+      "aurora-connections" = merge(local.alarm, {
+        description        = "Writer connections above ${var.aurora_connections_ratio * 100}% of max_connections (${var.aurora_max_connections})."
+        namespace          = "AWS/RDS"
+        metric             = "DatabaseConnections"
+        dimensions         = { DBClusterIdentifier = var.aurora_cluster_id, Role = "WRITER" }
+        statistic          = "Maximum"
+        evaluation_periods = 3
+        datapoints         = 2
+        threshold          = local.aurora_conn_threshold
+      })
+      "cache-ecpu" = merge(local.alarm, {
+        description        = "Cache ECPU/s above ${var.cache_limit_ratio * 100}% of its cap (${var.cache_max_ecpu_per_second}/s): raise the cap or prewarm."
+        namespace          = "AWS/ElastiCache"
+        metric             = "ElastiCacheProcessingUnits"
+        dimensions         = { clusterId = var.cache_name }
+        statistic          = "Sum"
+        evaluation_periods = 2
+        threshold          = local.cache_ecpu_threshold
+      })
+      "cache-storage" = merge(local.alarm, {
+        description        = "Cache data above ${var.cache_limit_ratio * 100}% of its cap (${var.cache_max_storage_gb} GB): at the cap it evicts, then refuses writes."
+        namespace          = "AWS/ElastiCache"
+        metric             = "BytesUsedForCache"
+        dimensions         = { clusterId = var.cache_name }
+        statistic          = "Maximum"
+        evaluation_periods = 2
+        threshold          = local.cache_storage_threshold
+      })
+      "cache-throttled" = merge(local.alarm, {
+        description = "The cache throttled commands (load grew faster than it scales): prewarm the minimum ECPU/s."
+        namespace   = "AWS/ElastiCache"
+        metric      = "ThrottledCmds"
+        dimensions  = { clusterId = var.cache_name }
+        statistic   = "Sum"
+        threshold   = 0
+      })
+      "kinesis-write-throttled" = merge(local.alarm, {
+        description = "Writes to ${var.stream_name} were throttled: add shards (prewarm) or batch more per record."
+        namespace   = "AWS/Kinesis"
+        metric      = "WriteProvisionedThroughputExceeded"
+        dimensions  = { StreamName = var.stream_name }
+        statistic   = "Sum"
+        threshold   = 0
+      })
+      "kinesis-iterator-age" = merge(local.alarm, {
+        description        = "Consumers of ${var.stream_name} are more than ${var.kinesis_iterator_age_seconds} s behind."
+        namespace          = "AWS/Kinesis"
+        metric             = "GetRecords.IteratorAgeMilliseconds"
+        dimensions         = { StreamName = var.stream_name }
+        statistic          = "Maximum"
+        evaluation_periods = 3
+        datapoints         = 2
+        threshold          = var.kinesis_iterator_age_seconds * 1000
+      })
+    },
+  )
+}
 
-resource "aws_cloudwatch_metric_alarm" "alb_no_healthy_targets" {
-  count = local.tg_enabled ? 1 : 0
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
 
-  alarm_name          = "${var.name}-alb-no-healthy-targets"
-  alarm_description   = "No healthy app pod behind the ALB: every fan gets 502/503."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HealthyHostCount"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  statistic           = "Minimum"
-  period              = 60
-  evaluation_periods  = 2
-  comparison_operator = "LessThanThreshold"
-  threshold           = 1
-  treat_missing_data  = "breaching"
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = startswith(each.value.statistic, "p") ? null : each.value.statistic
+  extended_statistic  = startswith(each.value.statistic, "p") ? each.value.statistic : null
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
+  treat_missing_data  = each.value.missing_data
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
 
+# The 5xx rate needs metric math: the app's and the ALB's 5xx over all
+# requests.
 resource "aws_cloudwatch_metric_alarm" "alb_5xx_rate" {
   count = local.alb_enabled ? 1 : 0
 
@@ -165,148 +252,6 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx_rate" {
       period      = 60
     }
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
-  count = local.alb_enabled ? 1 : 0
-
-  alarm_name          = "${var.name}-alb-p99-latency"
-  alarm_description   = "p99 response time above ${var.alb_p99_seconds} s."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "TargetResponseTime"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix }
-  extended_statistic  = "p99"
-  period              = 60
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alb_p99_seconds
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-# Aurora.
-
-resource "aws_cloudwatch_metric_alarm" "aurora_cpu" {
-  for_each = toset(["WRITER", "READER"])
-
-  alarm_name          = "${var.name}-aurora-${lower(each.key)}-cpu"
-  alarm_description   = "Aurora ${lower(each.key)} CPU above ${var.aurora_cpu_percent}%."
-  namespace           = "AWS/RDS"
-  metric_name         = "CPUUtilization"
-  dimensions          = { DBClusterIdentifier = var.aurora_cluster_id, Role = each.key }
-  statistic           = "Average"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.aurora_cpu_percent
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "aurora_connections" {
-  alarm_name          = "${var.name}-aurora-connections"
-  alarm_description   = "Writer connections above ${var.aurora_connections_ratio * 100}% of max_connections (${var.aurora_max_connections})."
-  namespace           = "AWS/RDS"
-  metric_name         = "DatabaseConnections"
-  dimensions          = { DBClusterIdentifier = var.aurora_cluster_id, Role = "WRITER" }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.aurora_conn_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-# ElastiCache Serverless.
-
-resource "aws_cloudwatch_metric_alarm" "cache_ecpu" {
-  alarm_name          = "${var.name}-cache-ecpu"
-  alarm_description   = "Cache ECPU/s above ${var.cache_limit_ratio * 100}% of its cap (${var.cache_max_ecpu_per_second}/s): raise the cap or prewarm."
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "ElastiCacheProcessingUnits"
-  dimensions          = { clusterId = var.cache_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.cache_ecpu_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "cache_storage" {
-  alarm_name          = "${var.name}-cache-storage"
-  alarm_description   = "Cache data above ${var.cache_limit_ratio * 100}% of its cap (${var.cache_max_storage_gb} GB): at the cap it evicts, then refuses writes."
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "BytesUsedForCache"
-  dimensions          = { clusterId = var.cache_name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = local.cache_storage_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "cache_throttled" {
-  alarm_name          = "${var.name}-cache-throttled"
-  alarm_description   = "The cache throttled commands (load grew faster than it scales): prewarm the minimum ECPU/s."
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "ThrottledCmds"
-  dimensions          = { clusterId = var.cache_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-# Kinesis.
-
-resource "aws_cloudwatch_metric_alarm" "kinesis_write_throttled" {
-  alarm_name          = "${var.name}-kinesis-write-throttled"
-  alarm_description   = "Writes to ${var.stream_name} were throttled: add shards (prewarm) or batch more per record."
-  namespace           = "AWS/Kinesis"
-  metric_name         = "WriteProvisionedThroughputExceeded"
-  dimensions          = { StreamName = var.stream_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "kinesis_iterator_age" {
-  alarm_name          = "${var.name}-kinesis-iterator-age"
-  alarm_description   = "Consumers of ${var.stream_name} are more than ${var.kinesis_iterator_age_seconds} s behind."
-  namespace           = "AWS/Kinesis"
-  metric_name         = "GetRecords.IteratorAgeMilliseconds"
-  dimensions          = { StreamName = var.stream_name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.kinesis_iterator_age_seconds * 1000
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
 }
 
 # The dashboard: the same metrics, one row per component.

@@ -5,20 +5,7 @@ output "alarm_topic_arn" {
 
 output "alarm_names" {
   description = "Names of the alarms created."
-  value = concat(
-    aws_cloudwatch_metric_alarm.alb_no_healthy_targets[*].alarm_name,
-    aws_cloudwatch_metric_alarm.alb_5xx_rate[*].alarm_name,
-    aws_cloudwatch_metric_alarm.alb_p99_latency[*].alarm_name,
-    [for a in aws_cloudwatch_metric_alarm.aurora_cpu : a.alarm_name],
-    [
-      aws_cloudwatch_metric_alarm.aurora_connections.alarm_name,
-      aws_cloudwatch_metric_alarm.cache_ecpu.alarm_name,
-      aws_cloudwatch_metric_alarm.cache_storage.alarm_name,
-      aws_cloudwatch_metric_alarm.cache_throttled.alarm_name,
-      aws_cloudwatch_metric_alarm.kinesis_write_throttled.alarm_name,
-      aws_cloudwatch_metric_alarm.kinesis_iterator_age.alarm_name,
-    ],
-  )
+  value       = concat(aws_cloudwatch_metric_alarm.alb_5xx_rate[*].alarm_name, [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name])
 }
 
 output "dashboard_name" {

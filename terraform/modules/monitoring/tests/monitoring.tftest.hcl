@@ -31,7 +31,7 @@ run "before_the_first_deploy_there_are_no_alb_alarms" {
   command = apply
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.alb_no_healthy_targets) == 0 && length(aws_cloudwatch_metric_alarm.alb_5xx_rate) == 0 && length(aws_cloudwatch_metric_alarm.alb_p99_latency) == 0
+    condition     = length([for k in keys(aws_cloudwatch_metric_alarm.this) : k if startswith(k, "alb-")]) == 0 && length(aws_cloudwatch_metric_alarm.alb_5xx_rate) == 0
     error_message = "Without the ALB's ARN suffix there is nothing to alarm on."
   }
   assert {
@@ -44,27 +44,27 @@ run "alarms_fire_at_the_documented_thresholds" {
   command = apply
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.aurora_connections.threshold == 2400
+    condition     = aws_cloudwatch_metric_alarm.this["aurora-connections"].threshold == 2400
     error_message = "Connections alarm at 80% of max_connections."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.aurora_cpu["WRITER"].threshold == 70 && aws_cloudwatch_metric_alarm.aurora_cpu["READER"].threshold == 70
+    condition     = aws_cloudwatch_metric_alarm.this["aurora-writer-cpu"].threshold == 70 && aws_cloudwatch_metric_alarm.this["aurora-reader-cpu"].threshold == 70
     error_message = "Aurora CPU alarms at 70%."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.cache_ecpu.threshold == 100000 * 60 * 0.75
+    condition     = aws_cloudwatch_metric_alarm.this["cache-ecpu"].threshold == 100000 * 60 * 0.75
     error_message = "ECPU alarm at 75% of a minute's worth of the cap."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.cache_storage.threshold == 7500000000
+    condition     = aws_cloudwatch_metric_alarm.this["cache-storage"].threshold == 7500000000
     error_message = "Storage alarm at 75% of the cap."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.cache_throttled.threshold == 0 && aws_cloudwatch_metric_alarm.kinesis_write_throttled.threshold == 0
+    condition     = aws_cloudwatch_metric_alarm.this["cache-throttled"].threshold == 0 && aws_cloudwatch_metric_alarm.this["kinesis-write-throttled"].threshold == 0
     error_message = "Any throttled command or write alarms."
   }
   assert {
-    condition     = alltrue([for a in [aws_cloudwatch_metric_alarm.cache_ecpu, aws_cloudwatch_metric_alarm.kinesis_iterator_age, aws_cloudwatch_metric_alarm.aurora_connections] : a.alarm_actions == toset([aws_sns_topic.alarms.arn])])
+    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : a.alarm_actions == toset([aws_sns_topic.alarms.arn])])
     error_message = "Alarms notify the topic."
   }
   assert {
@@ -72,7 +72,7 @@ run "alarms_fire_at_the_documented_thresholds" {
     error_message = "The topic mails alarm_email."
   }
   assert {
-    condition     = aws_sns_topic.alarms.kms_master_key_id == aws_kms_key.alarms.arn
+    condition     = aws_sns_topic.alarms.kms_master_key_id == module.kms.key_arn
     error_message = "The topic is encrypted with a key CloudWatch may use."
   }
 }
@@ -87,15 +87,19 @@ run "after_the_first_deploy_the_alb_is_watched" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.alb_no_healthy_targets[0].threshold == 1 && aws_cloudwatch_metric_alarm.alb_no_healthy_targets[0].comparison_operator == "LessThanThreshold"
+    condition     = aws_cloudwatch_metric_alarm.this["alb-no-healthy-targets"].threshold == 1 && aws_cloudwatch_metric_alarm.this["alb-no-healthy-targets"].comparison_operator == "LessThanThreshold"
     error_message = "Alarm when healthy targets drop to 0."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.alb_no_healthy_targets[0].treat_missing_data == "breaching"
+    condition     = length(aws_cloudwatch_metric_alarm.alb_5xx_rate) == 1 && length(output.alarm_names) == 11
+    error_message = "With the ALB known, the 5xx, p99 and healthy-targets alarms join the others."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["alb-no-healthy-targets"].treat_missing_data == "breaching"
     error_message = "No data about healthy targets is itself an alarm."
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.alb_p99_latency[0].extended_statistic == "p99" && aws_cloudwatch_metric_alarm.alb_p99_latency[0].threshold == 0.5
+    condition     = aws_cloudwatch_metric_alarm.this["alb-p99-latency"].extended_statistic == "p99" && aws_cloudwatch_metric_alarm.this["alb-p99-latency"].statistic == null && aws_cloudwatch_metric_alarm.this["alb-p99-latency"].threshold == 0.5
     error_message = "p99 latency alarm at the given threshold."
   }
   assert {
