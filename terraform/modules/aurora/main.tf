@@ -4,11 +4,9 @@
 # encrypted, TLS-only, never public.
 
 data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  account_id = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
 
   # Aurora MySQL's default max_connections by instance class (AWS's table;
   # it follows from the class's memory). The connections alarm needs it.
@@ -41,24 +39,11 @@ locals {
   }
 }
 
-resource "aws_kms_key" "this" {
-  description         = "Aurora ${var.name}: storage, secrets, Performance Insights"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AccountAdministers"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
-}
+module "kms" {
+  source = "../kms"
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/aurora/${var.name}"
-  target_key_id = aws_kms_key.this.key_id
+  description = "Aurora ${var.name}: storage, secrets, Performance Insights"
+  alias       = "aurora/${var.name}"
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -138,7 +123,7 @@ resource "aws_rds_cluster" "this" {
 
   master_username               = "admin"
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.this.arn
+  master_user_secret_kms_key_id = module.kms.key_arn
 
   db_subnet_group_name            = aws_db_subnet_group.this.name
   vpc_security_group_ids          = [aws_security_group.this.id]
@@ -146,7 +131,7 @@ resource "aws_rds_cluster" "this" {
   network_type                    = "IPV4"
 
   storage_encrypted                   = true
-  kms_key_id                          = aws_kms_key.this.arn
+  kms_key_id                          = module.kms.key_arn
   iam_database_authentication_enabled = true
   enabled_cloudwatch_logs_exports     = ["audit", "error", "slowquery"]
 
@@ -205,7 +190,7 @@ resource "aws_rds_cluster_instance" "this" {
   monitoring_role_arn = var.monitoring_interval_seconds > 0 ? aws_iam_role.monitoring[0].arn : null
 
   performance_insights_enabled          = var.performance_insights
-  performance_insights_kms_key_id       = var.performance_insights ? aws_kms_key.this.arn : null
+  performance_insights_kms_key_id       = var.performance_insights ? module.kms.key_arn : null
   performance_insights_retention_period = var.performance_insights ? 7 : null
 }
 

@@ -53,5 +53,5 @@ output "max_connections" {
 
 output "kms_key_arn" {
   description = "The key of storage, secrets and Performance Insights (the bootstrap Job's role needs kms:Decrypt on it)."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }

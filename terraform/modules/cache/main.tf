@@ -2,27 +2,11 @@
 # is always cluster mode and TLS. Usage limits cap the cost; a minimum
 # ECPU/s pre-scales it for a sale.
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
+module "kms" {
+  source = "../kms"
 
-resource "aws_kms_key" "this" {
-  description         = "ElastiCache ${var.name}: data at rest and snapshots"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AccountAdministers"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/elasticache/${var.name}"
-  target_key_id = aws_kms_key.this.key_id
+  description = "ElastiCache ${var.name}: data at rest and snapshots"
+  alias       = "elasticache/${var.name}"
 }
 
 # The cache's own security group: Redis (6379, TLS) from the given security
@@ -51,7 +35,7 @@ resource "aws_elasticache_serverless_cache" "this" {
   description          = "Waiting-room queue state"
   engine               = var.engine
   major_engine_version = var.major_engine_version
-  kms_key_id           = aws_kms_key.this.arn
+  kms_key_id           = module.kms.key_arn
   subnet_ids           = var.subnet_ids
   security_group_ids   = [aws_security_group.this.id]
   user_group_id        = var.user_group_id

@@ -3,13 +3,9 @@
 # IRSA roles of the app and the cluster add-ons ArgoCD installs.
 
 data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
 
   aws_policy = "arn:${local.partition}:iam::aws:policy"
   log_group  = "/aws/eks/${var.cluster_name}/cluster"
@@ -17,38 +13,12 @@ locals {
 
 # Encrypts Kubernetes Secrets (envelope encryption) and the control-plane
 # logs.
-resource "aws_kms_key" "this" {
-  description         = "EKS ${var.cluster_name}: Kubernetes secrets and control-plane logs"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsEncrypts"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group}"
-          }
-        }
-      },
-    ]
-  })
-}
+module "kms" {
+  source = "../kms"
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/eks/${var.cluster_name}"
-  target_key_id = aws_kms_key.this.key_id
+  description     = "EKS ${var.cluster_name}: Kubernetes secrets and control-plane logs"
+  alias           = "eks/${var.cluster_name}"
+  log_group_names = [local.log_group]
 }
 
 # Created before the cluster so that EKS does not create it without a
@@ -56,7 +26,7 @@ resource "aws_kms_alias" "this" {
 resource "aws_cloudwatch_log_group" "this" {
   name              = local.log_group
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 resource "aws_iam_role" "cluster" {
@@ -97,7 +67,7 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.this.arn
+      key_arn = module.kms.key_arn
     }
   }
 

@@ -4,7 +4,6 @@
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 locals {
   az_count = length(var.azs)
@@ -224,35 +223,13 @@ resource "aws_vpc_endpoint" "interface" {
 
 # Flow logs: rejected and accepted traffic, for incident analysis.
 
-resource "aws_kms_key" "flow_logs" {
-  count = var.flow_logs_retention_days > 0 ? 1 : 0
+module "flow_logs_key" {
+  source = "../kms"
+  count  = var.flow_logs_retention_days > 0 ? 1 : 0
 
-  description         = "${var.name} VPC flow logs"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsEncrypts"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/vpc/${var.name}/flow-logs"
-          }
-        }
-      },
-    ]
-  })
+  description     = "${var.name} VPC flow logs"
+  alias           = "vpc-flow-logs/${var.name}"
+  log_group_names = ["/aws/vpc/${var.name}/flow-logs"]
 }
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
@@ -260,7 +237,7 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
 
   name              = "/aws/vpc/${var.name}/flow-logs"
   retention_in_days = var.flow_logs_retention_days
-  kms_key_id        = aws_kms_key.flow_logs[0].arn
+  kms_key_id        = module.flow_logs_key[0].key_arn
 }
 
 resource "aws_iam_role" "flow_logs" {

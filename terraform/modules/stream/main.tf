@@ -1,27 +1,11 @@
 # The app's event stream: Kinesis with a customer-managed KMS key, on-demand
 # (dev) or provisioned shards (prod).
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "kms" {
+  source = "../kms"
 
-resource "aws_kms_key" "this" {
-  description         = "Kinesis stream ${var.name}"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AccountAdministers"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/kinesis/${var.name}"
-  target_key_id = aws_kms_key.this.key_id
+  description = "Kinesis stream ${var.name}"
+  alias       = "kinesis/${var.name}"
 }
 
 resource "aws_kinesis_stream" "this" {
@@ -29,7 +13,7 @@ resource "aws_kinesis_stream" "this" {
   shard_count      = var.shard_count
   retention_period = var.retention_hours
   encryption_type  = "KMS"
-  kms_key_id       = aws_kms_key.this.arn
+  kms_key_id       = module.kms.key_arn
 
   shard_level_metrics = var.shard_level_metrics
 

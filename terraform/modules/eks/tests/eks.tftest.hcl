@@ -72,11 +72,11 @@ run "secrets_and_logs_are_encrypted_with_the_clusters_key" {
   command = apply
 
   assert {
-    condition     = aws_eks_cluster.this.encryption_config[0].resources == toset(["secrets"]) && aws_eks_cluster.this.encryption_config[0].provider[0].key_arn == aws_kms_key.this.arn
+    condition     = aws_eks_cluster.this.encryption_config[0].resources == toset(["secrets"]) && aws_eks_cluster.this.encryption_config[0].provider[0].key_arn == module.kms.key_arn
     error_message = "Kubernetes secrets must be envelope-encrypted with the module's key."
   }
   assert {
-    condition     = aws_cloudwatch_log_group.this.kms_key_id == aws_kms_key.this.arn && length(aws_eks_cluster.this.enabled_cluster_log_types) == 5
+    condition     = aws_cloudwatch_log_group.this.kms_key_id == module.kms.key_arn && length(aws_eks_cluster.this.enabled_cluster_log_types) == 5
     error_message = "All control-plane logs go to an encrypted log group."
   }
 }

