@@ -5,9 +5,6 @@
 //! Used by `cargo xtask dev` and by the integration tests, so both start
 //! Redis the same way. No dependencies: it only spawns processes.
 
-mod moto;
-pub use moto::Moto;
-
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod chaos;
 pub use chaos::{ChaosProxy, Fault};
+mod moto;
+pub use moto::Moto;
 
 /// The exact command that installs what the stack needs on Debian.
 pub const REDIS_INSTALL_HINT: &str =

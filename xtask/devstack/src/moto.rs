@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::{free_port, http_request, Process};
 
@@ -42,53 +42,19 @@ impl Moto {
     fn spawn(python: &Path, dir: &Path, port: u16) -> io::Result<Moto> {
         let log_path = dir.join("moto.log");
         let log = File::create(&log_path)?;
-        let child = Command::new(python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .current_dir(dir)
-            .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let mut moto = Moto {
+            .stderr(log);
+        let process = Process::start(&mut cmd, &log_path, START_TIMEOUT, || answers(port))
+            .map_err(|e| io::Error::other(format!("moto on port {port}: {e}")))?;
+        Ok(Moto {
             port,
             dir: dir.to_path_buf(),
-            process: Process { child: Some(child) },
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let exited = moto
-                .process
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                moto.process.child = None;
-                return Err(io::Error::other(format!(
-                    "moto exited ({status}) on port {port}: {}",
-                    moto.log_tail(3)
-                )));
-            }
-            if moto.answers() {
-                return Ok(moto);
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!(
-                    "moto did not answer on port {port} within {START_TIMEOUT:?}: {}",
-                    moto.log_tail(3)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Whether moto answers its own API.
-    fn answers(&self) -> bool {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        matches!(
-            http_request(addr, "GET", "/moto-api/data.json", &[], None),
-            Ok((200, _))
-        )
+            process,
+        })
     }
 
     /// The endpoint to give AWS clients, `http://127.0.0.1:<port>`.
@@ -109,8 +75,19 @@ impl Moto {
     }
 }
 
+/// Whether moto answers its own API on `port`.
+fn answers(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    matches!(
+        http_request(addr, "GET", "/moto-api/data.json", &[], None),
+        Ok((200, _))
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -122,7 +99,10 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(err.contains("moto exited"), "{err}");
+        assert!(
+            err.contains("moto on port") && err.contains("exited"),
+            "{err}"
+        );
         assert!(at.elapsed() < Duration::from_secs(10));
     }
 }
