@@ -50,14 +50,28 @@ const SAME_NAMES: &[(&str, &str)] = &[
     ("kubernetes.cluster", "cluster_name"),
     ("kubernetes.namespace", "namespace"),
     ("kubernetes.service_account", "service_account"),
+    ("kubernetes.addons.namespace", "addons_namespace"),
+    (
+        "kubernetes.addons.lb_controller_role_name",
+        "lb_controller_role_name",
+    ),
+    (
+        "kubernetes.addons.external_dns_role_name",
+        "external_dns_role_name",
+    ),
+    (
+        "kubernetes.addons.node_autoscaler_role_name",
+        "node_autoscaler_role_name",
+    ),
     ("app.role_name", "app_role_name"),
     ("app.kinesis_stream", "kinesis_stream"),
     ("app.cache_name", "cache_name"),
     ("app.ecr_repository", "ecr_repository"),
     ("app.aurora_cluster", "aurora_cluster"),
     ("alarms.email", "alarm_email"),
-    ("dns.zone", "dns_zone"),
-    ("dns.host", "dns_host"),
+    ("network.vpc_cidr", "vpc_cidr"),
+    ("ingress.zone", "dns_zone"),
+    ("ingress.host", "dns_host"),
 ];
 
 /// Settings prod must keep, whatever else changes. (The aurora module skips
@@ -969,12 +983,22 @@ cache_name = "tickets-dev-queue"
 ecr_repository = "tickets/admission"
 aurora_cluster = "tickets-dev"
 
-[dns]
-zone = "example.com"
-host = "tickets-dev.example.com"
-
 [alarms]
 email = "oncall-dev@example.com"
+
+[network]
+vpc_cidr = "10.10.0.0/16"
+
+[ingress]
+host = "tickets-dev.example.com"
+zone = "example.com"
+group_name = "tickets-dev"
+
+[kubernetes.addons]
+lb_controller_role_name = "tickets-dev-aws-load-balancer-controller"
+external_dns_role_name = "tickets-dev-external-dns"
+namespace = "kube-system"
+node_autoscaler_role_name = "tickets-dev-cluster-autoscaler"
 "#;
 
     const TFVARS: &str = r#"
@@ -993,6 +1017,11 @@ aurora_cluster  = "tickets-dev"
 alarm_email     = "oncall-dev@example.com"
 dns_zone        = "example.com"
 dns_host        = "tickets-dev.example.com"
+vpc_cidr        = "10.10.0.0/16"
+addons_namespace          = "kube-system"
+lb_controller_role_name   = "tickets-dev-aws-load-balancer-controller"
+external_dns_role_name    = "tickets-dev-external-dns"
+node_autoscaler_role_name = "tickets-dev-cluster-autoscaler"
 azs = [
   "ap-northeast-2a",
   "ap-northeast-2b",
@@ -1014,6 +1043,16 @@ deletion_protection = false
             v["alarms.email"],
             Value::Str("oncall-dev@example.com".into())
         );
+    }
+
+    #[test]
+    fn dotted_sections_prefix_their_keys() {
+        let v = parse_assignments(TOML);
+        assert_eq!(
+            v["kubernetes.addons.namespace"],
+            Value::Str("kube-system".into())
+        );
+        assert_eq!(v["network.vpc_cidr"], Value::Str("10.10.0.0/16".into()));
     }
 
     #[test]

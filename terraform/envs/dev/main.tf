@@ -57,6 +57,12 @@ module "eks" {
   app_kinesis_stream_arn  = module.stream.arn
   app_kinesis_kms_key_arn = module.stream.kms_key_arn
   external_dns_zone_ids   = [module.dns.zone_id]
+  addons_namespace        = var.addons_namespace
+  addon_role_names = {
+    lb_controller   = var.lb_controller_role_name
+    external_dns    = var.external_dns_role_name
+    node_autoscaler = var.node_autoscaler_role_name
+  }
 }
 
 module "aurora" {

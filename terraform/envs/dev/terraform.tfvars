@@ -10,16 +10,23 @@ cluster_name    = "tickets-dev"
 namespace       = "admission"
 service_account = "admission"
 app_role_name   = "tickets-dev-admission"
-kinesis_stream  = "tickets-dev-admission-events"
-cache_name      = "tickets-dev-queue"
-ecr_repository  = "tickets/admission"
-aurora_cluster  = "tickets-dev"
-alarm_email     = "oncall-dev@example.com"
-dns_zone        = "example.com"
-dns_host        = "tickets-dev.example.com"
+
+addons_namespace          = "kube-system"
+lb_controller_role_name   = "tickets-dev-aws-load-balancer-controller"
+external_dns_role_name    = "tickets-dev-external-dns"
+node_autoscaler_role_name = "tickets-dev-cluster-autoscaler"
+
+kinesis_stream = "tickets-dev-admission-events"
+cache_name     = "tickets-dev-queue"
+ecr_repository = "tickets/admission"
+aurora_cluster = "tickets-dev"
+alarm_email    = "oncall-dev@example.com"
+dns_zone       = "example.com"
+dns_host       = "tickets-dev.example.com"
 
 # Network: one NAT gateway; no interface endpoints (the free S3 gateway
 # endpoint still carries image layers).
+vpc_cidr           = "10.10.0.0/16"
 azs                = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
 single_nat_gateway = true
 log_retention_days = 365

@@ -56,6 +56,26 @@ variable "app_role_name" {
   type        = string
 }
 
+variable "addons_namespace" {
+  description = "Namespace of the cluster add-ons' ServiceAccounts (`[kubernetes.addons].namespace`)."
+  type        = string
+}
+
+variable "lb_controller_role_name" {
+  description = "The AWS Load Balancer Controller's IRSA role (`[kubernetes.addons].lb_controller_role_name`)."
+  type        = string
+}
+
+variable "external_dns_role_name" {
+  description = "external-dns's IRSA role (`[kubernetes.addons].external_dns_role_name`)."
+  type        = string
+}
+
+variable "node_autoscaler_role_name" {
+  description = "The Cluster Autoscaler's IRSA role (`[kubernetes.addons].node_autoscaler_role_name`)."
+  type        = string
+}
+
 variable "kinesis_stream" {
   description = "The app's stream (`[app].kinesis_stream`)."
   type        = string
@@ -82,21 +102,20 @@ variable "alarm_email" {
 }
 
 variable "dns_zone" {
-  description = "Public hosted zone of the app's name (`[dns].zone`)."
+  description = "Public hosted zone of the app's name (`[ingress].zone`)."
   type        = string
 }
 
 variable "dns_host" {
-  description = "The app's host name (`[dns].host`)."
+  description = "The app's host name (`[ingress].host`)."
   type        = string
 }
 
 # Network.
 
 variable "vpc_cidr" {
-  description = "The VPC's range."
+  description = "The VPC's range (`[network].vpc_cidr`: the app trusts X-Forwarded-For from inside it)."
   type        = string
-  default     = "10.0.0.0/16"
 }
 
 variable "azs" {

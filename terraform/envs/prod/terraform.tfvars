@@ -11,16 +11,23 @@ cluster_name    = "tickets-prod"
 namespace       = "admission"
 service_account = "admission"
 app_role_name   = "tickets-prod-admission"
-kinesis_stream  = "tickets-prod-admission-events"
-cache_name      = "tickets-prod-queue"
-ecr_repository  = "tickets/admission"
-aurora_cluster  = "tickets-prod"
-alarm_email     = "oncall@example.com"
-dns_zone        = "example.com"
-dns_host        = "tickets.example.com"
+
+addons_namespace          = "kube-system"
+lb_controller_role_name   = "tickets-prod-aws-load-balancer-controller"
+external_dns_role_name    = "tickets-prod-external-dns"
+node_autoscaler_role_name = "tickets-prod-cluster-autoscaler"
+
+kinesis_stream = "tickets-prod-admission-events"
+cache_name     = "tickets-prod-queue"
+ecr_repository = "tickets/admission"
+aurora_cluster = "tickets-prod"
+alarm_email    = "oncall@example.com"
+dns_zone       = "example.com"
+dns_host       = "tickets.example.com"
 
 # Network: a NAT gateway per AZ; Kinesis, ECR and STS through interface
 # endpoints (sale-day volume would otherwise pay NAT processing per GB).
+vpc_cidr            = "10.20.0.0/16"
 azs                 = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]
 single_nat_gateway  = false
 interface_endpoints = ["kinesis-streams", "ecr.api", "ecr.dkr", "sts"]

@@ -1,5 +1,5 @@
 variable "zone_name" {
-  description = "The public Route 53 hosted zone (environments/<env>.toml `[dns].zone`), e.g. `example.com`. It must exist: it is where the domain is delegated."
+  description = "The public Route 53 hosted zone (environments/<env>.toml `[ingress].zone`), e.g. `example.com`. It must exist: it is where the domain is delegated."
   type        = string
 
   validation {
@@ -9,7 +9,7 @@ variable "zone_name" {
 }
 
 variable "domain_name" {
-  description = "The app's host name (environments/<env>.toml `[dns].host`), inside zone_name."
+  description = "The app's host name (environments/<env>.toml `[ingress].host`), inside zone_name."
   type        = string
 
   validation {

@@ -225,4 +225,6 @@ module "irsa" {
   app_kinesis_stream_arn  = var.app_kinesis_stream_arn
   app_kinesis_kms_key_arn = var.app_kinesis_kms_key_arn
   external_dns_zone_ids   = var.external_dns_zone_ids
+  addons_namespace        = var.addons_namespace
+  addon_role_names        = var.addon_role_names
 }

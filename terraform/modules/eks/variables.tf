@@ -169,6 +169,22 @@ variable "app_service_account" {
   })
 }
 
+variable "addons_namespace" {
+  description = "Namespace of the add-ons' ServiceAccounts (their IRSA roles trust it)."
+  type        = string
+  default     = "kube-system"
+}
+
+variable "addon_role_names" {
+  description = "Names of the add-ons' IRSA roles (lb_controller, external_dns, node_autoscaler); each null: derived from cluster_name."
+  type = object({
+    lb_controller   = optional(string)
+    external_dns    = optional(string)
+    node_autoscaler = optional(string)
+  })
+  default = {}
+}
+
 variable "app_kinesis_stream_arn" {
   description = "The app's Kinesis stream (its role may write there, nowhere else)."
   type        = string

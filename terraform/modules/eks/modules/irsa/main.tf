@@ -27,20 +27,20 @@ locals {
       policy    = local.app_policy
     }
     lb_controller = {
-      role_name = "${var.cluster_name}-aws-load-balancer-controller"
-      namespace = "kube-system"
+      role_name = coalesce(var.addon_role_names.lb_controller, "${var.cluster_name}-aws-load-balancer-controller")
+      namespace = var.addons_namespace
       name      = "aws-load-balancer-controller"
       policy    = local.lb_controller_policy
     }
     external_dns = {
-      role_name = "${var.cluster_name}-external-dns"
-      namespace = "kube-system"
+      role_name = coalesce(var.addon_role_names.external_dns, "${var.cluster_name}-external-dns")
+      namespace = var.addons_namespace
       name      = "external-dns"
       policy    = local.external_dns_policy
     }
     node_autoscaler = {
-      role_name = "${var.cluster_name}-cluster-autoscaler"
-      namespace = "kube-system"
+      role_name = coalesce(var.addon_role_names.node_autoscaler, "${var.cluster_name}-cluster-autoscaler")
+      namespace = var.addons_namespace
       name      = "cluster-autoscaler"
       policy    = local.node_autoscaler_policy
     }

@@ -41,6 +41,32 @@ variable "app_service_account" {
   }
 }
 
+variable "addons_namespace" {
+  description = "Namespace of the add-ons' ServiceAccounts (aws-load-balancer-controller, external-dns, cluster-autoscaler): environments/<env>.toml `[kubernetes.addons].namespace`."
+  type        = string
+  default     = "kube-system"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.addons_namespace))
+    error_message = "addons_namespace must be a Kubernetes namespace name."
+  }
+}
+
+variable "addon_role_names" {
+  description = "Names of the add-ons' roles (environments/<env>.toml `[kubernetes.addons].*_role_name`); each null: `<cluster>-aws-load-balancer-controller`, `<cluster>-external-dns`, `<cluster>-cluster-autoscaler`."
+  type = object({
+    lb_controller   = optional(string)
+    external_dns    = optional(string)
+    node_autoscaler = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for n in values(var.addon_role_names) : n == null || can(regex("^[\\w+=,.@-]{1,64}$", n))])
+    error_message = "addon_role_names must be valid IAM role names (1-64 characters)."
+  }
+}
+
 variable "app_kinesis_stream_arn" {
   description = "The app's stream: its role may write there and nowhere else."
   type        = string

@@ -106,3 +106,21 @@ run "rejects_a_stream_arn_that_is_not_a_stream" {
 
   expect_failures = [var.app_kinesis_stream_arn]
 }
+
+run "addon_roles_take_the_names_and_namespace_the_environment_gives" {
+  command = apply
+
+  variables {
+    addons_namespace = "addons"
+    addon_role_names = { lb_controller = "tickets-test-lbc" }
+  }
+
+  assert {
+    condition     = aws_iam_role.this["lb_controller"].name == "tickets-test-lbc" && aws_iam_role.this["external_dns"].name == "tickets-test-external-dns"
+    error_message = "A given role name is used; a missing one is derived from the cluster name."
+  }
+  assert {
+    condition     = lookup(jsondecode(aws_iam_role.this["lb_controller"].assume_role_policy).Statement[0].Condition.StringEquals, "oidc.eks.ap-northeast-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub", "") == "system:serviceaccount:addons:aws-load-balancer-controller"
+    error_message = "The add-ons' roles trust their ServiceAccounts in addons_namespace."
+  }
+}
