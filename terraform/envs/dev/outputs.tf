@@ -51,8 +51,8 @@ output "kinesis_stream_arn" {
 }
 
 output "cache_endpoint" {
-  description = "The app's REDIS_CLUSTER_NODES: rediss://host:port (TLS only)."
-  value       = module.cache.url
+  description = "Host of the app's REDIS_CLUSTER_NODES, rediss://<cache_endpoint>:6379 (serverless caches speak TLS only)."
+  value       = module.cache.address
 }
 
 output "cache_name" {

@@ -3,6 +3,11 @@ output "name" {
   value       = aws_elasticache_serverless_cache.this.name
 }
 
+output "address" {
+  description = "The cache endpoint's host name."
+  value       = aws_elasticache_serverless_cache.this.endpoint[0].address
+}
+
 output "endpoint" {
   description = "`host:port` of the cache's endpoint."
   value       = "${aws_elasticache_serverless_cache.this.endpoint[0].address}:${aws_elasticache_serverless_cache.this.endpoint[0].port}"

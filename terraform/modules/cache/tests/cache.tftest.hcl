@@ -36,6 +36,10 @@ run "clients_connect_with_tls_only" {
     error_message = "The app's URL must be rediss:// (serverless accepts TLS only)."
   }
   assert {
+    condition     = output.address == "tickets-test-queue-abc.serverless.apn2.cache.amazonaws.com"
+    error_message = "address is the bare host name (environments build rediss://<host>:6379)."
+  }
+  assert {
     condition     = contains(["valkey", "redis"], aws_elasticache_serverless_cache.this.engine)
     error_message = "Serverless Valkey/Redis, always cluster mode and TLS."
   }
