@@ -9,6 +9,7 @@ mod flags;
 mod fuzz;
 mod helm;
 mod migrate;
+mod terraform;
 mod test;
 mod tools;
 mod venv;

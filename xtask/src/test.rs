@@ -51,6 +51,7 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
     });
     step(&mut results, "schemathesis", || fuzz::check(sh));
     step(&mut results, "helm/argocd/gitlab-ci", || helm::check(sh));
+    step(&mut results, "terraform", || crate::terraform::check(sh));
     step(&mut results, "xtask dev --check", || {
         dev::run_built(
             sh,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod chaos;
 pub use chaos::{ChaosProxy, Fault};
+mod moto;
+pub use moto::Moto;
 
 /// The exact command that installs what the stack needs on Debian.
 pub const REDIS_INSTALL_HINT: &str =
