@@ -36,8 +36,11 @@ pub struct Dev {
     pub check: bool,
 }
 
-/// Everything CI checks: cargo fmt --check, clippy -D warnings, every test
-/// and the dev stack check; ends with one summary line.
+/// Everything CI checks: cargo fmt --check, clippy -D warnings, every test,
+/// the API fuzzed from its OpenAPI document (schemathesis), the chart,
+/// ArgoCD and GitLab CI checks, the Terraform checks (fmt, validate, tests,
+/// checkov, apply against moto) and the dev stack check; ends with one
+/// summary line.
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Test {
     /// Skip the slow load-style tests.
