@@ -135,8 +135,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_read_pool_size: u32,
 
-    /// Milliseconds to wait for a database connection before answering 503.
-    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 2000,
+    /// Milliseconds a request may wait for a free database connection (or
+    /// for a new one to connect) before answering 503. At a sale's opening
+    /// requests queue for connections: this is that queue's limit.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub database_timeout_ms: u64,
 
@@ -175,6 +177,27 @@ pub struct Config {
     #[arg(long, env = "WEBSOCKET_SEND_TIMEOUT_MS", default_value_t = 10_000, hide = true,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub websocket_send_timeout_ms: u64,
+
+    /// The Kinesis stream of the event log (every change of every queue,
+    /// and every booking). Without it the event log is off. AWS settings
+    /// come from the standard chain: AWS_REGION, credentials or the IRSA web
+    /// identity, and AWS_ENDPOINT_URL (moto, LocalStack).
+    #[arg(long, env = "KINESIS_STREAM")]
+    pub kinesis_stream: Option<String>,
+
+    /// The key of `client_hash` in the event log (an HMAC of the fan's
+    /// identity): the same on every replica, kept secret; at least 16
+    /// characters. Required with KINESIS_STREAM.
+    #[arg(long, env = "EVENT_HASH_KEY", hide_env_values = true)]
+    pub event_hash_key: Option<String>,
+
+    /// Entries an event's outbox may hold while the event log cannot ship
+    /// (a Kinesis outage). Past it, changes are not recorded (counted, and
+    /// readiness turns degraded); the queue never waits for the log. The
+    /// default holds about an hour of a 100,000-fan sale's changes (~75 MB).
+    #[arg(long, env = "OUTBOX_MAX_ENTRIES", default_value_t = 500_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
+    pub outbox_max_entries: u64,
 
     /// Log format: `json` (one JSON object per line) or `text`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
@@ -263,6 +286,10 @@ pub enum ConfigError {
     ReadUrlWithoutWriter,
     #[error("REPLICA_ID must be 1-128 characters without spaces")]
     ReplicaId,
+    #[error("KINESIS_STREAM must be 1-128 characters of [A-Za-z0-9_.-]")]
+    StreamName,
+    #[error("EVENT_HASH_KEY of at least 16 characters is required with KINESIS_STREAM")]
+    EventHashKey,
 }
 
 impl Config {
@@ -303,7 +330,34 @@ impl Config {
                 return Err(ConfigError::ReplicaId);
             }
         }
+        if let Some(stream) = self.kinesis_stream() {
+            let ok = stream.len() <= 128
+                && stream
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok {
+                return Err(ConfigError::StreamName);
+            }
+            if self.event_hash_key().is_none_or(|k| k.len() < 16) {
+                return Err(ConfigError::EventHashKey);
+            }
+        }
         Ok(())
+    }
+
+    /// The event log's stream, when the log is on.
+    pub fn kinesis_stream(&self) -> Option<&str> {
+        self.kinesis_stream
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn event_hash_key(&self) -> Option<&str> {
+        self.event_hash_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {

@@ -98,7 +98,11 @@ impl Application {
             })?;
         let replica = config.replica_id();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let queue = Arc::new(Queue::new(store, &config.key_prefix));
+        let queue = Arc::new(Queue::new(store, &config.key_prefix).for_replica(
+            &replica,
+            config.outbox_max_entries,
+            config.kinesis_stream().is_some(),
+        ));
         let booking = match config.database_url() {
             None => None,
             Some(url) => {

@@ -83,9 +83,10 @@ fn pool(options: MySqlConnectOptions, size: u32, timeout: Duration) -> MySqlPool
         .acquire_timeout(timeout)
         .idle_timeout(Duration::from_secs(300))
         .max_lifetime(Duration::from_secs(1800))
-        // A connection left over from before a database restart fails its
-        // ping and is replaced, instead of failing a fan's request.
-        .test_before_acquire(true)
+        // Not pinged before each use (a round trip on every request at the
+        // opening): sqlx pings a connection when it is returned, and one
+        // broken by a database restart fails once and is closed.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // Every time in the schema is UTC; read committed keeps

@@ -199,7 +199,13 @@ impl Booking {
         let wanted = self.wanted(req)?;
         let hold = match wanted {
             Wanted::Seats(ids) => {
-                self.check_seats_exist(event, &ids).await?;
+                if self.check_seats(event, &ids).await? {
+                    // Taken already (as the reader sees it): answered
+                    // without touching the writer, so the many who lose a
+                    // seat at the opening leave the writer to those who may
+                    // win one.
+                    return Err(BookingError::SeatUnavailable);
+                }
                 self.hold_with_retries(event, ticket, &ids).await?
             }
             Wanted::Quantity(n) => self.hold_best(event, ticket, n).await?,
@@ -248,9 +254,12 @@ impl Booking {
         Ok(q.build().fetch_optional(conn).await?.is_some())
     }
 
-    /// Seats never change once an event exists, so the reader answers; the
-    /// writer only when the reader lacks some (an event just created).
-    async fn check_seats_exist(&self, event: &EventId, ids: &[String]) -> Result<(), BookingError> {
+    /// Whether every seat exists (else 422) and whether any is claimed.
+    /// Seats never change once an event exists and a claim seen a moment
+    /// late only sends a fan to the writer (which decides), so the reader
+    /// answers; the writer only when the reader lacks a seat (an event just
+    /// created).
+    async fn check_seats(&self, event: &EventId, ids: &[String]) -> Result<bool, BookingError> {
         let mut found = self.existing_seats(&self.db.reader, event, ids).await?;
         if found.len() != ids.len() {
             found = self.existing_seats(&self.db.writer, event, ids).await?;
@@ -259,7 +268,7 @@ impl Booking {
             self.ensure_event(&self.db.writer, event).await?;
             let missing: Vec<&str> = ids
                 .iter()
-                .filter(|i| !found.contains(i))
+                .filter(|i| !found.iter().any(|(id, _)| id == *i))
                 .map(String::as_str)
                 .collect();
             return Err(BookingError::Invalid(format!(
@@ -267,29 +276,32 @@ impl Booking {
                 missing.join(", ")
             )));
         }
-        Ok(())
+        Ok(found.iter().any(|(_, claimed)| *claimed))
     }
 
+    /// The seats of `ids` that exist, each with whether it has a live claim.
     async fn existing_seats(
         &self,
         pool: &sqlx::MySqlPool,
         event: &EventId,
         ids: &[String],
-    ) -> Result<Vec<String>, BookingError> {
-        let mut q: QueryBuilder<MySql> =
-            QueryBuilder::new("SELECT seat_id FROM seats WHERE event_id = ");
-        q.push_bind(event.as_str()).push(" AND seat_id IN (");
+    ) -> Result<Vec<(String, bool)>, BookingError> {
+        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+            "SELECT s.seat_id, CAST(c.seat_id IS NOT NULL AS SIGNED) FROM seats s \
+             LEFT JOIN seat_claims c ON c.event_id = s.event_id AND c.seat_id = s.seat_id \
+               AND (c.expires_at IS NULL OR c.expires_at > NOW(3)) \
+             WHERE s.event_id = ",
+        );
+        q.push_bind(event.as_str()).push(" AND s.seat_id IN (");
         let mut sep = q.separated(", ");
         for id in ids {
             sep.push_bind(id);
         }
         q.push(")");
-        Ok(q.build()
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .filter_map(|r| r.try_get(0).ok())
-            .collect())
+        let rows = q.build().fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? == 1)))
+            .collect()
     }
 
     /// Runs of `n` free adjacent seats in one section and row, front rows
@@ -575,6 +587,7 @@ impl Booking {
                     &ev,
                     &crate::queue::Ticket::parse(&ticket)
                         .ok_or(BookingError::Forbidden("bad ticket"))?,
+                    crate::queue::LeaveReason::Booked,
                 )
                 .await
             {

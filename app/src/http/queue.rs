@@ -126,7 +126,11 @@ pub async fn heartbeat(
 )]
 pub async fn leave(State(state): State<AppState>, path: QueuePath) -> Result<StatusCode, AppError> {
     let ticket = path.ticket()?;
-    if state.queue.leave(&path.event, ticket).await? {
+    if state
+        .queue
+        .leave(&path.event, ticket, crate::queue::LeaveReason::Left)
+        .await?
+    {
         tracing::debug!(event = %path.event, ticket = ticket.redacted(), "left");
     }
     Ok(StatusCode::NO_CONTENT)

@@ -82,7 +82,7 @@ pub async fn run(queue: &Queue, event: &EventId, replica: &str) -> Result<usize,
     let args = [replica.to_string(), new_seed(), LEASE_MS.to_string()];
     let begin = reply::array(
         "draw_begin",
-        store.eval(&scripts.draw_begin, keys.all(), &args).await?,
+        queue.run(&scripts.draw_begin, keys.all(), &args).await?,
     )?;
     if begin.first().and_then(reply::int) != Some(1) {
         return Ok(0);
@@ -137,7 +137,7 @@ pub async fn run(queue: &Queue, event: &EventId, replica: &str) -> Result<usize,
         }
         let r = reply::array(
             "draw_place",
-            store.eval(&scripts.draw_place, keys.all(), &args).await?,
+            queue.run(&scripts.draw_place, keys.all(), &args).await?,
         )?;
         match r.first().and_then(reply::int) {
             Some(1) => {

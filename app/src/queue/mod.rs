@@ -210,6 +210,30 @@ pub struct Queue {
     store: Store,
     prefix: String,
     scripts: Scripts,
+    /// Recorded in the outbox with every change this replica makes.
+    replica: String,
+    /// An event's outbox takes no more entries past this (0: no cap).
+    outbox_cap: u64,
+    /// Whether the event log's shippers read the outboxes.
+    shipping: bool,
+}
+
+/// Why a fan's ticket ended before its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The fan left (or the page said so).
+    Left,
+    /// A booking ended the session.
+    Booked,
+}
+
+impl LeaveReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Left => "left",
+            LeaveReason::Booked => "booked",
+        }
+    }
 }
 
 fn protocol(script: &'static str, detail: impl Into<String>) -> QueueError {
@@ -276,7 +300,45 @@ impl Queue {
             store,
             prefix: prefix.to_string(),
             scripts: Scripts::new(),
+            replica: String::from("unnamed"),
+            outbox_cap: 0,
+            shipping: false,
         }
+    }
+
+    /// The replica this queue runs for, the outbox cap per event, and
+    /// whether the event log ships the outboxes.
+    pub fn for_replica(mut self, replica: &str, outbox_cap: u64, shipping: bool) -> Queue {
+        self.replica = replica.to_string();
+        self.outbox_cap = outbox_cap;
+        self.shipping = shipping;
+        self
+    }
+
+    pub fn shipping(&self) -> bool {
+        self.shipping
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Runs one of the queue's scripts with the context every script takes
+    /// first (see `scripts::context_args`).
+    pub async fn run(
+        &self,
+        script: &crate::store::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Value, StoreError> {
+        let mut all = Vec::with_capacity(args.len() + 2);
+        all.extend(scripts::context_args(
+            &self.replica,
+            self.outbox_cap,
+            self.shipping,
+        ));
+        all.extend_from_slice(args);
+        self.store.eval(script, keys, &all).await
     }
 
     pub fn store(&self) -> &Store {
@@ -300,13 +362,11 @@ impl Queue {
         event: &EventId,
         config: &QueueConfig,
     ) -> Result<Option<QueueConfig>, QueueError> {
+        let mut args = config.to_fields();
+        // The configuration as the admin API shows it, for the outbox.
+        args.push(serde_json::to_string(&config.to_body(event.as_str())).unwrap_or_default());
         let v = self
-            .store
-            .eval(
-                &self.scripts.configure,
-                self.keys(event).all(),
-                &config.to_fields(),
-            )
+            .run(&self.scripts.configure, self.keys(event).all(), &args)
             .await?;
         let before: Vec<Option<String>> = reply::array("configure", v)?
             .iter()
@@ -369,7 +429,7 @@ impl Queue {
         };
         let ticket = Ticket::generate();
         let args = [identity.key(), ticket.0];
-        let v = self.store.eval(&self.scripts.join, &keys, &args).await?;
+        let v = self.run(&self.scripts.join, &keys, &args).await?;
         let items = reply::array("join", v)?;
         if let Some(e) = err_code("join", &items) {
             return Err(e);
@@ -398,8 +458,7 @@ impl Queue {
             if heartbeat { "1" } else { "0" }.to_string(),
         ];
         let v = self
-            .store
-            .eval(&self.scripts.status, self.keys(event).all(), &args)
+            .run(&self.scripts.status, self.keys(event).all(), &args)
             .await?;
         let items = reply::array("status", v)?;
         if let Some(e) = err_code("status", &items) {
@@ -424,8 +483,7 @@ impl Queue {
     > {
         let args: Vec<String> = tickets.iter().map(|t| t.0.clone()).collect();
         let v = self
-            .store
-            .eval(&self.scripts.watch, self.keys(event).all(), &args)
+            .run(&self.scripts.watch, self.keys(event).all(), &args)
             .await?;
         let items = reply::array("watch", v)?;
         if let Some(e) = err_code("watch", &items) {
@@ -450,13 +508,17 @@ impl Queue {
 
     /// Leaves the queue or ends the session. Returns false when the ticket
     /// had already ended (the call is idempotent).
-    pub async fn leave(&self, event: &EventId, ticket: &Ticket) -> Result<bool, QueueError> {
+    pub async fn leave(
+        &self,
+        event: &EventId,
+        ticket: &Ticket,
+        reason: LeaveReason,
+    ) -> Result<bool, QueueError> {
         let v = self
-            .store
-            .eval(
+            .run(
                 &self.scripts.leave,
                 self.keys(event).all(),
-                std::slice::from_ref(&ticket.0),
+                &[ticket.0.clone(), reason.as_str().to_string()],
             )
             .await?;
         let items = reply::array("leave", v)?;
@@ -469,8 +531,7 @@ impl Queue {
 
     pub async fn stats(&self, event: &EventId) -> Result<QueueStats, QueueError> {
         let v = self
-            .store
-            .eval(&self.scripts.stats, self.keys(event).all(), &[])
+            .run(&self.scripts.stats, self.keys(event).all(), &[])
             .await?;
         let items = reply::array("stats", v)?;
         if let Some(e) = err_code("stats", &items) {
@@ -510,10 +571,10 @@ impl Queue {
             replica.to_string(),
             batch.to_string(),
             heartbeat_ttl_ms.to_string(),
+            scripts::OUTBOX_KEEP_MS.to_string(),
         ];
         let v = self
-            .store
-            .eval(&self.scripts.tick, self.keys(event).all(), &args)
+            .run(&self.scripts.tick, self.keys(event).all(), &args)
             .await?;
         let items = reply::array("tick", v)?;
         if items.first().and_then(reply::string).as_deref() == Some("gone") {
@@ -540,8 +601,7 @@ impl Queue {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(events_key(&self.prefix)).arg(event.as_str());
         self.store.query("SREM", &cmd).await?;
-        self.store
-            .eval(&self.scripts.remove, self.keys(event).all(), &[])
+        self.run(&self.scripts.remove, self.keys(event).all(), &[])
             .await?;
         Ok(())
     }
@@ -557,8 +617,7 @@ impl Queue {
     ) -> Result<bool, QueueError> {
         let arg = if sold_out { "1" } else { "0" };
         let v = self
-            .store
-            .eval(
+            .run(
                 &self.scripts.auto_sold_out,
                 self.keys(event).all(),
                 &[arg.to_string(), version.to_string()],
@@ -579,8 +638,7 @@ impl Queue {
     ) -> Result<(), QueueError> {
         let arg = opens_at_ms.map(|v| v.to_string()).unwrap_or_default();
         let v = self
-            .store
-            .eval(&self.scripts.set_opens_at, self.keys(event).all(), &[arg])
+            .run(&self.scripts.set_opens_at, self.keys(event).all(), &[arg])
             .await?;
         let items = reply::array("set_opens_at", v)?;
         match err_code("set_opens_at", &items) {

@@ -19,11 +19,37 @@
 //! | 9 | `<p>wr:{<ev>}:window`       | list | the token bucket: admissions per 10 ms over the last second (`bucket:count`) |
 //! | 10| `<p>wr:{<ev>}:rate`         | list | admissions per second over the last minute (`second:count`) |
 //! | 11| `<p>wr:{<ev>}:replicas`     | zset | replica id -> heartbeat deadline (ms) |
-//! | 12| `<p>wr:{<ev>}:src:<addr>`   | str  | joins from one client address this minute (join only) |
+//! | 12| `<p>wr:{<ev>}:outbox`       | stream | every change of the queue, in order (the event log's outbox) |
+//! | 13| `<p>wr:{<ev>}:src:<addr>`   | str  | joins from one client address this minute (join only) |
 //!
 //! Outside any event: `<p>wr:events`, a set of event ids the admission loop
-//! visits. No key holding a fan's place has a TTL, so memory pressure can
-//! never silently evict someone from the queue.
+//! visits, and `<p>wr:outboxes`, the events whose outbox the shippers read
+//! (an event leaves it only once its queue is gone and its outbox shipped).
+//! No key holding a fan's place has a TTL, so memory pressure can never
+//! silently evict someone from the queue.
+//!
+//! # The outbox
+//! Every script that changes the queue appends what changed to the event's
+//! outbox stream, in the same atomic run: one entry per change, fields
+//! `t` (type: joined, drawn, admitted, expired, left, sold_out, reopened,
+//! config_changed), `n` (the event's change counter, `meta.evseq`), `at`
+//! (Redis's clock, ms), `r` (the replica that ran it), and as they apply
+//! `tk` (ticket), `s` (the fan's seq: join order, or the drawn place),
+//! `i` (the identity: never shipped, the shipper hashes it), `pq` (joined
+//! the pre-queue), `h` (an admitted session's hard end, ms), `rs` (reason),
+//! `seed`/`size` (drawn), `mode`, `cfg` (JSON), `oa` (opens_at ms). See
+//! `crate::events` for what becomes of them. An outbox longer than the cap
+//! takes no more entries (counted in `meta.outbox_dropped`): the queue never
+//! blocks on the event log.
+//!
+//! The outbox keeps about a minute of history (the WebSocket hubs of every
+//! replica read it for their fans); the admission loop's `tick` trims it at
+//! most once a second, and never past an entry the shippers have not
+//! acknowledged when the event log is on.
+//!
+//! Every script gets three context arguments before its own (see
+//! [`context_args`]): the replica's id, the outbox cap, and whether the
+//! event log ships the outbox (`1`) or not (`0`).
 //!
 //! Time is always Redis's own clock (`TIME`), never a replica's, and order is
 //! always the sequence `HINCRBY meta seq`.
@@ -38,9 +64,9 @@ pub struct EventKeys {
     prefix: String,
 }
 
-const KEY_NAMES: [&str; 11] = [
+const KEY_NAMES: [&str; 12] = [
     "meta", "queue", "pre", "seen", "active", "tickets", "ids", "gone", "window", "rate",
-    "replicas",
+    "replicas", "outbox",
 ];
 
 impl EventKeys {
@@ -64,6 +90,14 @@ impl EventKeys {
         &self.keys[2]
     }
 
+    pub fn tickets(&self) -> &str {
+        &self.keys[5]
+    }
+
+    pub fn outbox(&self) -> &str {
+        &self.keys[11]
+    }
+
     /// The event's keys plus the per-address join counter.
     pub fn with_source(&self, source: &str) -> Vec<String> {
         let mut keys = self.keys.clone();
@@ -75,6 +109,28 @@ impl EventKeys {
 /// The set of event ids known to the admission loop.
 pub fn events_key(prefix: &str) -> String {
     format!("{prefix}wr:events")
+}
+
+/// The set of event ids whose outbox the shippers read.
+pub fn outboxes_key(prefix: &str) -> String {
+    format!("{prefix}wr:outboxes")
+}
+
+/// The consumer group of the shippers on every outbox.
+pub const SHIPPER_GROUP: &str = "shippers";
+
+/// How long shipped outbox entries are kept (the hubs read them).
+pub const OUTBOX_KEEP_MS: u64 = 60_000;
+
+/// The arguments every script takes before its own: the replica that runs
+/// it (recorded in the outbox), the outbox cap (0: no cap), and whether the
+/// event log ships outboxes.
+pub fn context_args(replica: &str, outbox_cap: u64, shipping: bool) -> [String; 3] {
+    [
+        replica.to_string(),
+        outbox_cap.to_string(),
+        if shipping { "1" } else { "0" }.to_string(),
+    ]
 }
 
 /// The fields of the queue's configuration in the `meta` hash: the one
@@ -103,12 +159,76 @@ fn config_fields_lua() -> String {
 
 /// Helpers shared by every script (prepended to each one).
 const PRELUDE: &str = r#"
-local K_META, K_QUEUE, K_PRE, K_SEEN, K_ACTIVE, K_TICKETS, K_IDS, K_GONE, K_WINDOW, K_RATE, K_REPLICAS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local K_META, K_QUEUE, K_PRE, K_SEEN, K_ACTIVE, K_TICKETS, K_IDS, K_GONE, K_WINDOW, K_RATE, K_REPLICAS, K_OUTBOX =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+
+-- The caller's context comes before the script's own arguments.
+local REPLICA = table.remove(ARGV, 1)
+local OUTBOX_CAP = tonumber(table.remove(ARGV, 1)) or 0
+local SHIPPING = table.remove(ARGV, 1) == '1'
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Appends one change to the outbox (see the module's comment). `fan` is
+-- {ticket, seq, ident} or nil; `extra` a flat list of field, value.
+local function emit(kind, now, fan, extra)
+  local n = redis.call('HINCRBY', K_META, 'evseq', 1)
+  if OUTBOX_CAP > 0 and redis.call('XLEN', K_OUTBOX) >= OUTBOX_CAP then
+    redis.call('HINCRBY', K_META, 'outbox_dropped', 1)
+    return
+  end
+  local f = {'t', kind, 'n', n, 'at', now, 'r', REPLICA}
+  if fan then
+    f[#f + 1] = 'tk'; f[#f + 1] = fan[1]
+    f[#f + 1] = 's'; f[#f + 1] = fan[2]
+    f[#f + 1] = 'i'; f[#f + 1] = fan[3]
+  end
+  if extra then
+    for _, v in ipairs(extra) do f[#f + 1] = v end
+  end
+  redis.call('XADD', K_OUTBOX, '*', unpack(f))
+end
+
+-- Stream ids as {ms, seq}, and the smaller of two.
+local function parse_id(id)
+  local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+  if not ms then return nil end
+  return {tonumber(ms), tonumber(seq)}
+end
+
+local function id_below(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+-- Trims the outbox to the last OUTBOX_KEEP_MS, at most once a second, never
+-- past an entry the shippers have not acknowledged (when they ship it).
+local function trim_outbox(now, keep_ms)
+  local last = tonumber(redis.call('HGET', K_META, 'trimmed_at')) or 0
+  if now - last < 1000 then return end
+  redis.call('HSET', K_META, 'trimmed_at', now)
+  if redis.call('EXISTS', K_OUTBOX) == 0 then return end
+  local floor = {now - keep_ms, 0}
+  if SHIPPING then
+    local shipped = false
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', K_OUTBOX)) do
+      local info = {}
+      for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+      if info['name'] == 'shippers' then
+        shipped = true
+        local delivered = parse_id(info['last-delivered-id'])
+        if delivered and id_below(delivered, floor) then floor = delivered end
+        local pending = redis.call('XPENDING', K_OUTBOX, 'shippers')
+        local oldest = parse_id(pending[2])
+        if oldest and id_below(oldest, floor) then floor = oldest end
+      end
+    end
+    -- Nobody has read it yet: keep all of it.
+    if not shipped then return end
+  end
+  redis.call('XTRIM', K_OUTBOX, 'MINID', floor[1] .. '-' .. floor[2])
 end
 
 -- The configuration (CONFIG_FIELDS, by name) and the draw's state.
@@ -179,13 +299,21 @@ local function get_record(ticket)
 end
 
 -- Ends a ticket (state 'l' left or 'e' expired) and frees its identity.
-local function finish(ticket, r, state, now)
+-- reason: timeout, idle, session_max (expired), left, booked (left).
+local function finish(ticket, r, state, now, reason)
   r.state = state
   write_record(ticket, r)
   if r.ident ~= '' and redis.call('HGET', K_IDS, r.ident) == ticket then
     redis.call('HDEL', K_IDS, r.ident)
   end
   redis.call('ZADD', K_GONE, now, ticket)
+  emit(state == 'l' and 'left' or 'expired', now, {ticket, r.seq, r.ident}, {'rs', reason})
+end
+
+-- Why an admitted session whose time (soft end `soft`) is up ended.
+local function session_end(r, soft)
+  if r.hard and soft and soft >= r.hard then return 'session_max' end
+  return 'timeout'
 end
 
 local function drop_waiting(ticket, frozen)
@@ -194,13 +322,16 @@ local function drop_waiting(ticket, frozen)
   if not frozen then redis.call('ZREM', K_PRE, ticket) end
 end
 
-local function admit_ticket(c, now, ticket, r)
+-- seq: the fan's place in the queue's order (the drawn place for a
+-- pre-queue fan), recorded in the outbox.
+local function admit_ticket(c, now, ticket, r, seq)
   r.state = 'a'
   r.admitted = now
   r.hard = math.floor((now + c.session_max) / 1000) * 1000
   write_record(ticket, r)
   redis.call('ZADD', K_ACTIVE, math.min(now + c.session_timeout, r.hard), ticket)
   redis.call('ZREM', K_SEEN, ticket)
+  emit('admitted', now, {ticket, seq or r.seq, r.ident}, {'h', r.hard})
 end
 
 local function split_pair(s)
@@ -312,7 +443,7 @@ local function ticket_status(c, now, ticket, r, touch_queue, touch_session, froz
     local seen = tonumber(redis.call('ZSCORE', K_SEEN, ticket))
     if not frozen and (not seen or seen + c.idle <= now) then
       drop_waiting(ticket, false)
-      finish(ticket, r, 'e', now)
+      finish(ticket, r, 'e', now, 'idle')
       return reply('expired', ticket)
     end
     if touch_queue then redis.call('ZADD', K_SEEN, now, ticket) end
@@ -333,7 +464,7 @@ local function ticket_status(c, now, ticket, r, touch_queue, touch_session, froz
     local soft = tonumber(redis.call('ZSCORE', K_ACTIVE, ticket))
     if not soft or soft <= now then
       redis.call('ZREM', K_ACTIVE, ticket)
-      finish(ticket, r, 'e', now)
+      finish(ticket, r, 'e', now, session_end(r, soft))
       return reply('expired', ticket)
     end
     if touch_session then
@@ -349,18 +480,21 @@ end
 
 /// Creates or replaces an event's queue configuration.
 ///
-/// KEYS: the event's keys (only `meta` is touched).
+/// KEYS: the event's keys (`meta`; `outbox` for the change).
 /// ARGV: field, value, field, value, ... (every configuration field; an
-///       empty value means "none").
+///       empty value means "none"), then the configuration as JSON (for the
+///       outbox).
 /// Returns: the previous values of the same fields, in order (nil where the
 ///          event had none), so that the change can be logged.
 const CONFIGURE: &str = r#"
+local cfg = table.remove(ARGV)
 local fields = {}
 for i = 1, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
 local before = redis.call('HMGET', K_META, unpack(fields))
 redis.call('HSET', K_META, unpack(ARGV))
 -- An admin's choice of mode wins over an automatic sold-out switch.
 redis.call('HDEL', K_META, 'auto_sold_out_from')
+emit('config_changed', now_ms(), nil, {'mode', redis.call('HGET', K_META, 'mode'), 'cfg', cfg})
 return before
 "#;
 
@@ -378,12 +512,12 @@ const JOIN: &str = r#"
 local c = load_config()
 if not c then return {'err', 'event_not_found'} end
 local now = now_ms()
-if KEYS[12] and c.max_src > 0 then
-  local n = redis.call('INCR', KEYS[12])
-  if n == 1 then redis.call('PEXPIRE', KEYS[12], 60000) end
+if KEYS[13] and c.max_src > 0 then
+  local n = redis.call('INCR', KEYS[13])
+  if n == 1 then redis.call('PEXPIRE', KEYS[13], 60000) end
   if n > c.max_src then
-    local ttl = redis.call('PTTL', KEYS[12])
-    if ttl < 0 then redis.call('PEXPIRE', KEYS[12], 60000) ttl = 60000 end
+    local ttl = redis.call('PTTL', KEYS[13])
+    if ttl < 0 then redis.call('PEXPIRE', KEYS[13], 60000) ttl = 60000 end
     return {'err', 'rate_limited', ttl}
   end
 end
@@ -413,6 +547,7 @@ if prequeue_open(c, now) then
   write_record(ticket, r)
   redis.call('ZADD', K_PRE, seq, ticket)
   redis.call('ZADD', K_SEEN, now, ticket)
+  emit('joined', now, {ticket, seq, ident}, {'pq', '1'})
   local s = reply('queued', ticket, 0, -1, c.opens_at, 0, 0, c.message)
   table.insert(s, 1, 'new')
   return s
@@ -422,6 +557,7 @@ if not frozen and redis.call('ZCARD', K_QUEUE) == 0 and (c.mode == 'fifo' or c.m
   local room = c.mode == 'passthrough' or
     redis.call('ZCOUNT', K_ACTIVE, '(' .. now, '+inf') < effective_capacity(c, now)
   if room and (used < c.rate or c.mode == 'passthrough') then
+    emit('joined', now, {ticket, seq, ident})
     admit_ticket(c, now, ticket, r)
     record_admissions(now, 1, pace_tokens(c, now), used)
     local s = reply('admitted', ticket, 0, -1, 0, r.admitted, r.hard)
@@ -432,6 +568,7 @@ end
 write_record(ticket, r)
 redis.call('ZADD', K_QUEUE, seq, ticket)
 redis.call('ZADD', K_SEEN, now, ticket)
+emit('joined', now, {ticket, seq, ident})
 local s
 if frozen then
   -- Behind the pre-queue, which is still being placed: no position yet.
@@ -486,7 +623,7 @@ return out
 /// A fan leaves: the place or the session is freed at once. Idempotent.
 ///
 /// KEYS: the event's keys.
-/// ARGV: ticket.
+/// ARGV: ticket, reason (`left`, or `booked` when a booking ended it).
 /// Returns: `{'err', 'event_not_found'|'ticket_not_found'}` or
 ///          `{'ok', previous state letter}`.
 const LEAVE: &str = r#"
@@ -497,12 +634,13 @@ local r = get_record(ticket)
 if not r then return {'err', 'ticket_not_found'} end
 local now = now_ms()
 local before = r.state
+local reason = ARGV[2] or 'left'
 if r.state == 'q' then
   drop_waiting(ticket, draw_pending(c, now))
-  finish(ticket, r, 'l', now)
+  finish(ticket, r, 'l', now, reason)
 elseif r.state == 'a' then
   redis.call('ZREM', K_ACTIVE, ticket)
-  finish(ticket, r, 'l', now)
+  finish(ticket, r, 'l', now, reason)
 end
 return {'ok', before}
 "#;
@@ -510,7 +648,8 @@ return {'ok', before}
 /// One run of a replica's admission loop for one event.
 ///
 /// KEYS: the event's keys.
-/// ARGV: replica id, batch limit, replica heartbeat ttl (ms).
+/// ARGV: replica id, batch limit, replica heartbeat ttl (ms), outbox
+///       history to keep (ms).
 /// Returns: `{'gone'}` when the event has no configuration, else
 ///          `{'ok', admitted, expired, queued, active, capacity,
 ///            admitted_total, last_admit_ms, draw_pending (0/1)}`.
@@ -527,10 +666,12 @@ local batch = tonumber(ARGV[2])
 redis.call('ZADD', K_REPLICAS, now + tonumber(ARGV[3]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', K_REPLICAS, '-inf', now)
 local expired = 0
-for _, t in ipairs(redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, batch)) do
+local ended = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
+for i = 1, #ended, 2 do
+  local t, soft = ended[i], tonumber(ended[i + 1])
   redis.call('ZREM', K_ACTIVE, t)
   local r = get_record(t)
-  if r and r.state == 'a' then finish(t, r, 'e', now) end
+  if r and r.state == 'a' then finish(t, r, 'e', now, session_end(r, soft)) end
   expired = expired + 1
 end
 local frozen = draw_pending(c, now)
@@ -538,7 +679,7 @@ if not frozen then
   for _, t in ipairs(redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', now - c.idle, 'LIMIT', 0, batch)) do
     drop_waiting(t, false)
     local r = get_record(t)
-    if r and r.state == 'q' then finish(t, r, 'e', now) end
+    if r and r.state == 'q' then finish(t, r, 'e', now, 'idle') end
     expired = expired + 1
   end
 end
@@ -559,22 +700,23 @@ if not frozen and admits(c) then
   local tries = 0
   while admitted < want and tries < 2 * batch do
     tries = tries + 1
-    local t
+    local pick
     if c.mode == 'random' then
-      t = redis.call('ZRANDMEMBER', K_QUEUE)
+      pick = redis.call('ZRANDMEMBER', K_QUEUE, 1, 'WITHSCORES')
     else
-      t = redis.call('ZRANGE', K_QUEUE, 0, 0)[1]
+      pick = redis.call('ZRANGE', K_QUEUE, 0, 0, 'WITHSCORES')
     end
+    local t, place = pick[1], pick[2]
     if not t then break end
     redis.call('ZREM', K_QUEUE, t)
     local seen = tonumber(redis.call('ZSCORE', K_SEEN, t))
     local r = get_record(t)
     if r and r.state == 'q' and seen and seen + c.idle > now then
-      admit_ticket(c, now, t, r)
+      admit_ticket(c, now, t, r, place)
       admitted = admitted + 1
     else
       redis.call('ZREM', K_SEEN, t)
-      if r and r.state == 'q' then finish(t, r, 'e', now) end
+      if r and r.state == 'q' then finish(t, r, 'e', now, 'idle') end
       expired = expired + 1
     end
   end
@@ -584,6 +726,7 @@ if not frozen and admits(c) then
     store_pace(pace, now)
   end
 end
+trim_outbox(now, tonumber(ARGV[4]))
 local pre = redis.call('ZCARD', K_PRE)
 if c.opening then pre = math.max(0, pre - c.draw_pos) end
 local v = redis.call('HMGET', K_META, 'admitted_total', 'last_admit_ms')
@@ -628,8 +771,10 @@ local lease = redis.call('HMGET', K_META, 'draw_owner', 'draw_until')
 if lease[1] and lease[1] ~= ARGV[1] and (tonumber(lease[2]) or 0) > now then return {0} end
 redis.call('HSET', K_META, 'draw_owner', ARGV[1], 'draw_until', now + tonumber(ARGV[3]))
 if not c.opening then
+  local size = redis.call('ZCARD', K_PRE)
   redis.call('HSET', K_META, 'opening', '1', 'shuffle_seed', ARGV[2], 'draw_pos', 0,
-    'draw_size', redis.call('ZCARD', K_PRE))
+    'draw_size', size)
+  emit('drawn', now, nil, {'seed', ARGV[2], 'size', size})
 end
 local v = redis.call('HMGET', K_META, 'shuffle_seed', 'draw_pos', 'draw_size')
 return {1, v[1], tonumber(v[2]), tonumber(v[3])}
@@ -666,13 +811,19 @@ end
 return {1, pos}
 "#;
 
-/// Removes an event's queue entirely (the event was deleted).
+/// Removes an event's queue (the event was deleted). When the event log
+/// ships the outbox it stays, and the shippers delete it once every entry
+/// is shipped; otherwise it goes with the rest.
 ///
-/// KEYS: the event's keys (all deleted).
+/// KEYS: the event's keys.
 /// ARGV: none.
 /// Returns: the number of keys deleted.
 const REMOVE: &str = r#"
-return redis.call('DEL', unpack(KEYS))
+local gone = 0
+for i = 1, #KEYS do
+  if KEYS[i] ~= K_OUTBOX or not SHIPPING then gone = gone + redis.call('DEL', KEYS[i]) end
+end
+return gone
 "#;
 
 /// Switches the mode to `sold_out` when the last seat is reserved
@@ -696,12 +847,14 @@ redis.call('HSET', K_META, 'sold_out_version', version)
 if ARGV[1] == '1' then
   if mode == 'sold_out' then return {'ok', 0} end
   redis.call('HSET', K_META, 'mode', 'sold_out', 'auto_sold_out_from', mode)
+  emit('sold_out', now_ms(), nil, {'mode', 'sold_out'})
   return {'ok', 1}
 end
 local from = redis.call('HGET', K_META, 'auto_sold_out_from')
 if mode == 'sold_out' and from then
   redis.call('HSET', K_META, 'mode', from)
   redis.call('HDEL', K_META, 'auto_sold_out_from')
+  emit('reopened', now_ms(), nil, {'mode', from})
   return {'ok', 1}
 end
 return {'ok', 0}
@@ -714,8 +867,10 @@ return {'ok', 0}
 /// ARGV: opens_at in Unix ms, or empty for none.
 /// Returns: `{'err', 'event_not_found'}` or `{'ok'}`.
 const SET_OPENS_AT: &str = r#"
-if not redis.call('HGET', K_META, 'mode') then return {'err', 'event_not_found'} end
+local mode = redis.call('HGET', K_META, 'mode')
+if not mode then return {'err', 'event_not_found'} end
 redis.call('HSET', K_META, 'opens_at', ARGV[1])
+emit('config_changed', now_ms(), nil, {'mode', mode, 'oa', ARGV[1]})
 return {'ok'}
 "#;
 
@@ -793,7 +948,7 @@ mod tests {
             let tag_end = k.find('}').unwrap();
             assert_eq!(&k[tag_start + 1..tag_end], "concert-2026");
         }
-        assert_eq!(keys.all().len(), 11);
+        assert_eq!(keys.all().len(), 12);
     }
 
     #[test]
@@ -830,7 +985,12 @@ mod tests {
                     if cmd == "TIME" {
                         continue;
                     }
-                    let after = &rest[cmd.len() + 1..];
+                    let mut after = &rest[cmd.len() + 1..];
+                    if cmd == "XINFO" {
+                        // XINFO's key comes after its subcommand.
+                        after = after.trim_start_matches([',', ' ']);
+                        after = after.split_once(',').map(|(_, r)| r).unwrap_or("");
+                    }
                     let arg = after.trim_start_matches([',', ' ']);
                     assert!(
                         arg.starts_with("K_")

@@ -258,6 +258,8 @@ async fn redis_peak(
     for c in 0..connections {
         let client = client.clone();
         let (done, sha, keys) = (done.clone(), sha.clone(), keys.all().to_vec());
+        // The app's own context: the raw ceiling pays for the outbox too.
+        let context = admission::queue::scripts::context_args("loadgen", 0, false);
         tasks.push(tokio::spawn(async move {
             let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
                 return;
@@ -269,6 +271,7 @@ async fn redis_peak(
                     .arg(&sha)
                     .arg(keys.len())
                     .arg(&keys)
+                    .arg(&context[..])
                     .arg(format!("cid:raw-{c}-{i}"))
                     .arg(ticket.as_str())
                     .query_async(&mut conn)
