@@ -6,12 +6,14 @@
 //! - [`http`]: routes, extractors, errors, WebSockets, the OpenAPI document.
 //! - [`store`]: the Redis connection (standalone or cluster, TLS).
 //! - [`token`]: admission tokens (ES256) and identity tokens.
+//! - [`events`]: the event log (outboxes shipped to Kinesis).
 //! - [`config`]: the one configuration struct.
 //! - [`server`]: builds the service from its configuration and runs it.
 
 pub mod booking;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod queue;

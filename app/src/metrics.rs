@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Cheap to clone; every clone records into the same registry.
@@ -27,6 +27,13 @@ struct Inner {
     loop_errors: IntCounterVec,
     background_errors: IntCounterVec,
     websockets: IntGauge,
+    records_sent: IntCounter,
+    records_retried: IntCounter,
+    records_failed: IntCounter,
+    outbox_length: IntGaugeVec,
+    outbox_oldest_age: GaugeVec,
+    outbox_dropped: IntCounterVec,
+    push_latency: Histogram,
 }
 
 /// What one admission-loop run saw for an event, as exported.
@@ -121,6 +128,47 @@ impl Metrics {
             "Open fan WebSockets on this replica.",
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let records_sent = counter(
+            "admission_event_records_sent_total",
+            "Kinesis records of the event log accepted (each a JSON array of events).",
+        );
+        let records_retried = counter(
+            "admission_event_records_retried_total",
+            "Kinesis records sent again after a partial failure or a failed call.",
+        );
+        let records_failed = counter(
+            "admission_event_records_failed_total",
+            "Kinesis records given up on for now (their events stay in the outbox and go again).",
+        );
+        let outbox_length = gauge(
+            "admission_outbox_length",
+            "Entries in an event's outbox (not yet shipped, and a minute of shipped history).",
+        );
+        let outbox_oldest_age = GaugeVec::new(
+            Opts::new(
+                "admission_outbox_oldest_age_seconds",
+                "Age of the oldest entry of an event's outbox not yet shipped (0 when all are).",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let outbox_dropped = IntCounterVec::new(
+            Opts::new(
+                "admission_outbox_dropped_total",
+                "Changes of an event not recorded because its outbox was full (all replicas).",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let push_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "admission_push_latency_seconds",
+                "From a change in Redis (its outbox entry) to this replica's sockets being told.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(http_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_total.clone()),
@@ -133,6 +181,13 @@ impl Metrics {
             Box::new(loop_errors.clone()),
             Box::new(background_errors.clone()),
             Box::new(websockets.clone()),
+            Box::new(records_sent.clone()),
+            Box::new(records_retried.clone()),
+            Box::new(records_failed.clone()),
+            Box::new(outbox_length.clone()),
+            Box::new(outbox_oldest_age.clone()),
+            Box::new(outbox_dropped.clone()),
+            Box::new(push_latency.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -150,6 +205,13 @@ impl Metrics {
                 loop_errors,
                 background_errors,
                 websockets,
+                records_sent,
+                records_retried,
+                records_failed,
+                outbox_length,
+                outbox_oldest_age,
+                outbox_dropped,
+                push_latency,
             }),
         }
     }
@@ -203,6 +265,39 @@ impl Metrics {
         let _ = i.admitted_total.remove_label_values(&labels);
         let _ = i.last_admit.remove_label_values(&labels);
         let _ = i.loop_errors.remove_label_values(&labels);
+        let _ = i.outbox_length.remove_label_values(&labels);
+        let _ = i.outbox_oldest_age.remove_label_values(&labels);
+        let _ = i.outbox_dropped.remove_label_values(&labels);
+    }
+
+    pub fn event_records_sent(&self, n: usize) {
+        self.inner.records_sent.inc_by(n as u64);
+    }
+
+    pub fn event_records_retried(&self, n: usize) {
+        self.inner.records_retried.inc_by(n as u64);
+    }
+
+    pub fn event_records_failed(&self, n: usize) {
+        self.inner.records_failed.inc_by(n as u64);
+    }
+
+    /// An event's outbox as a shipper last saw it; `dropped` is the
+    /// event's total (kept in Redis, shared by every replica).
+    pub fn set_outbox(&self, event: &str, length: i64, oldest_age_seconds: f64, dropped: u64) {
+        let i = &self.inner;
+        i.outbox_length.with_label_values(&[event]).set(length);
+        i.outbox_oldest_age
+            .with_label_values(&[event])
+            .set(oldest_age_seconds);
+        let counter = i.outbox_dropped.with_label_values(&[event]);
+        if dropped > counter.get() {
+            counter.inc_by(dropped - counter.get());
+        }
+    }
+
+    pub fn observe_push(&self, seconds: f64) {
+        self.inner.push_latency.observe(seconds.max(0.0));
     }
 
     /// A background task failed (the caller logs it at warn).

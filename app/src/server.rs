@@ -12,6 +12,9 @@ use tokio::sync::watch;
 use crate::booking::db::{Database, DatabaseSettings, DatabaseUrlError};
 use crate::booking::{sweeper, Booking, Limits};
 use crate::config::{redact_url, Config, ConfigError, RedisTarget};
+use crate::events::kinesis::Producer;
+use crate::events::shipper::Shipper;
+use crate::events::{IdentityHasher, LogHealth};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::queue::admission::AdmissionLoop;
@@ -54,12 +57,17 @@ pub enum BuildError {
 /// the issue asks for 10 s).
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
 
+/// How long the shippers may take to finish their batch after the signal.
+const SHIPPERS_DEADLINE: Duration = Duration::from_secs(7);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
     admission_tick: Duration,
+    /// Ships the outboxes, when the event log is on.
+    shipper: Option<Arc<Shipper>>,
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once.
@@ -130,6 +138,29 @@ impl Application {
                 )))
             }
         };
+        let event_log = match (config.kinesis_stream(), config.event_hash_key()) {
+            (Some(stream), Some(key)) => {
+                let producer = Producer::connect(stream, metrics.clone()).await;
+                Some((producer, IdentityHasher::new(key)))
+            }
+            _ => {
+                tracing::info!("the event log is off (no KINESIS_STREAM): queue changes are kept a minute in Redis and not shipped");
+                None
+            }
+        };
+        let log_health = Arc::new(LogHealth::new(event_log.is_some()));
+        let shipper = event_log.map(|(producer, hasher)| {
+            Arc::new(Shipper {
+                queue: queue.clone(),
+                producer: Arc::new(producer),
+                hasher,
+                replica: replica.clone(),
+                metrics: metrics.clone(),
+                health: log_health.clone(),
+                outbox_cap: config.outbox_max_entries,
+                db: booking.as_ref().map(|b| b.db.writer.clone()),
+            })
+        });
         let state = AppState {
             queue,
             booking,
@@ -153,6 +184,7 @@ impl Application {
                 per_replica: config.max_sockets as usize,
                 send_timeout: Duration::from_millis(config.websocket_send_timeout_ms),
             },
+            event_log: log_health,
         };
         let redis = match config.redis_target()? {
             RedisTarget::Standalone(url) => redact_url(&url),
@@ -171,6 +203,7 @@ impl Application {
             redis = %redis,
             key_prefix = %config.key_prefix,
             booking = config.database_url().is_some(),
+            event_log = config.kinesis_stream().unwrap_or("off"),
             "admission service configured"
         );
         Ok(Application {
@@ -179,6 +212,7 @@ impl Application {
             state,
             shutdown_tx,
             admission_tick: Duration::from_millis(config.admission_tick_ms),
+            shipper,
         })
     }
 
@@ -205,6 +239,7 @@ impl Application {
             state,
             shutdown_tx,
             admission_tick,
+            shipper,
         } = self;
         let admission = AdmissionLoop {
             queue: state.queue.clone(),
@@ -225,6 +260,8 @@ impl Application {
                 state.shutdown.clone(),
             ))
         });
+
+        let ship_task = shipper.map(|s| tokio::spawn(s.run(state.shutdown.clone())));
 
         let mut stopping = state.shutdown.clone();
         let graceful = async move {
@@ -254,6 +291,14 @@ impl Application {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The shippers saw the signal too: they finish the batch they hold
+        // (its put and acknowledgement) so nothing is shipped twice
+        // needlessly; what they have not read is the other replicas' to ship.
+        if let Some(t) = ship_task {
+            if tokio::time::timeout(SHIPPERS_DEADLINE, t).await.is_err() {
+                tracing::warn!("shippers still busy at the deadline: their batch is shipped again by another replica");
+            }
         }
         loop_task.abort();
         hub_task.abort();

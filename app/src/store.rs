@@ -99,6 +99,50 @@ struct Inner {
     timeout: Duration,
     metrics: Metrics,
     cluster: bool,
+    /// What new (dedicated) connections are made from.
+    source: Source,
+}
+
+/// Both are cheap to clone; one lives per store.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Source {
+    Single(Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection of its own, never shared with requests: for blocking reads
+/// (`XREADGROUP`/`XREAD ... BLOCK`), which would hold up every command
+/// pipelined behind them on a shared connection. It reconnects by itself.
+pub struct Dedicated {
+    conn: Conn,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Dedicated {
+    /// Runs one command; its deadline is the connection's (the longest
+    /// block it is used for, plus the command deadline).
+    pub async fn query(
+        &mut self,
+        label: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<Value, StoreError> {
+        let started = Instant::now();
+        let fut = async {
+            match &mut self.conn {
+                Conn::Single(c) => cmd.query_async::<Value>(c).await,
+                Conn::Cluster(c) => cmd.query_async::<Value>(c).await,
+            }
+        };
+        let result = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        };
+        self.metrics
+            .observe_redis(label, started.elapsed(), result.is_ok());
+        result
+    }
 }
 
 impl Store {
@@ -130,7 +174,7 @@ impl Store {
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500));
-                (0..size)
+                let conns = (0..size)
                     .map(|_| {
                         ConnectionManager::new_lazy_with_config(
                             client.clone(),
@@ -143,7 +187,8 @@ impl Store {
                             source,
                         })
                     })
-                    .collect::<Result<Vec<_>, _>>()?
+                    .collect::<Result<Vec<_>, _>>()?;
+                (conns, Source::Single(client))
             }
             RedisTarget::Cluster(nodes) => {
                 let mut builder = ClusterClientBuilder::new(nodes.clone())
@@ -169,15 +214,17 @@ impl Store {
                 let cluster_config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout);
-                (0..size)
+                let conns = (0..size)
                     .map(|_| {
                         Conn::Cluster(
                             client.get_pending_async_connection_with_config(cluster_config.clone()),
                         )
                     })
-                    .collect()
+                    .collect();
+                (conns, Source::Cluster(client))
             }
         };
+        let (conns, source) = conns;
         Ok(Store {
             inner: Arc::new(Inner {
                 conns,
@@ -185,7 +232,39 @@ impl Store {
                 timeout,
                 metrics,
                 cluster,
+                source,
             }),
+        })
+    }
+
+    /// A new connection of its own whose replies may take up to `wait`
+    /// (plus the command deadline). Made lazily: it connects on first use.
+    pub fn dedicated(&self, wait: Duration) -> Result<Dedicated, StoreError> {
+        let timeout = wait + self.inner.timeout;
+        let conn = match &self.inner.source {
+            Source::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.inner.timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(1000));
+                Conn::Single(ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    config,
+                )?)
+            }
+            Source::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(self.inner.timeout)
+                    .set_response_timeout(timeout);
+                Conn::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+        };
+        Ok(Dedicated {
+            conn,
+            timeout,
+            metrics: self.inner.metrics.clone(),
         })
     }
 

@@ -11,7 +11,11 @@
 //!     (MariaDB), then confirming: the contention time;
 //! (d) hold latency alone, and while other fans confirm at the same time;
 //! (e) the replica's memory per open WebSocket (RSS before and after
-//!     opening thousands of them).
+//!     opening thousands of them);
+//! (f) push: three replicas, 10,000 queued fans each watching over a
+//!     WebSocket on another replica than the one it joined through; the
+//!     queue opens, and each `admitted` is timed from the admission in
+//!     Redis to its arrival on the socket.
 //!
 //! The load generator writes each result as a typed JSON file (the
 //! `report` crate) that this reads back. The report is printed and written
@@ -22,7 +26,7 @@ use std::path::Path;
 use std::process::Command;
 
 use devstack::{http_request, MariaDb, RedisOptions, RedisServer};
-use report::{Contention, Fans, HttpPeak, Mixed, RedisPeak, Sockets};
+use report::{Contention, Fans, HttpPeak, Mixed, Push, RedisPeak, Sockets};
 use xshell::{cmd, Shell};
 
 use crate::dev::App;
@@ -271,6 +275,41 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let per_socket = (after.saturating_sub(before)) as f64 / opened.opened.max(1) as f64;
     drop(fresh);
 
+    let watchers = flags.push_sockets.get();
+    eprintln!("==> (f) {watchers} sockets over 3 replicas, each on another replica than its join; the queue opens");
+    let replicas = (0..3)
+        .map(|i| start_app(&root, &dir, &format!("push-{i}"), &redis, None, admin))
+        .collect::<Result<Vec<_>>>()?;
+    configure(
+        replicas[0].addr,
+        admin,
+        "push",
+        r#"{"capacity":0,"queue_idle_timeout_seconds":3600}"#,
+    )?;
+    let file = dir.join("push.json");
+    let mut push = Command::new(&loadgen);
+    push.arg("--report").arg(&file).args([
+        "push",
+        "--event",
+        "push",
+        "--admin",
+        admin,
+        "--redis",
+        &redis.url(),
+        "--count",
+        &watchers.to_string(),
+        "--rate",
+        "500",
+    ]);
+    for r in &replicas {
+        push.arg("--target").arg(r.addr.to_string());
+    }
+    if !push.status()?.success() {
+        return Err("the push run failed".into());
+    }
+    let pushed: Push = report::read(&file)?;
+    drop(replicas);
+
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -296,7 +335,9 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
          | 1,000 holds at once, then 100 confirms | {:.2} s + {:.2} s = {:.2} s | ≤ 1 s (seed 004: 8.34 s) |\n\
          | hold p50 / p99 alone | {:.1} / {:.1} ms | |\n\
          | hold p50 / p99 while 100 confirms run | {:.1} / {:.1} ms | p99 as alone |\n\
-         | WebSockets open / replica RSS per socket | {} / {:.1} KiB | ≤ 40 KiB |\n\n\
+         | WebSockets open / replica RSS per socket | {} / {:.1} KiB | ≤ 40 KiB |\n\
+         | push: sockets over 3 replicas / told admitted / missed | {} / {} / {} | 10,000 / all / 0 |\n\
+         | push: admission → `admitted` on the socket p50 / p99 / max | {:.0} / {:.0} / {:.0} ms | p99 ≤ 250 ms |\n\n\
          Machine: {cores} × {cpu}; app, Redis, MariaDB and load generators on the same machine; release builds; Redis without persistence, MariaDB with durable commits.\n",
         100.0 * http_rate / raw_rate,
         lat.connected,
@@ -321,6 +362,12 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         ms(mixed.holds_with_confirms.p99_ms),
         opened.opened,
         per_socket,
+        pushed.sockets,
+        pushed.told,
+        pushed.missed,
+        ms(pushed.latency.p50_ms),
+        ms(pushed.latency.p99_ms),
+        ms(pushed.latency.max_ms),
     );
     std::fs::write(dir.join("report.md"), &report)?;
     println!("\n{report}");

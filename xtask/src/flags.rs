@@ -46,11 +46,16 @@ pub struct Test {
     /// Skip the slow load-style tests.
     #[arg(long)]
     pub quick: bool,
+    /// Run only the steps whose name starts with this (repeatable), e.g.
+    /// `--only helm --only terraform`; CI runs them all.
+    #[arg(long, value_name = "STEP")]
+    pub only: Vec<String>,
 }
 
 /// Figures, not pass/fail: peak HTTP joins/s against the raw Redis join
 /// script, latency with many open connections, 1,000 fans on 100 seats,
-/// holds while confirms run, and memory per open WebSocket (release builds).
+/// holds while confirms run, memory per open WebSocket, and how soon an
+/// admission reaches a socket on another replica (release builds).
 #[derive(Debug, Args, PartialEq, Eq)]
 pub struct Bench {
     /// Seconds of each peak measurement.
@@ -65,6 +70,9 @@ pub struct Bench {
     /// Open WebSockets in the memory run (the replica's RSS per socket).
     #[arg(long, default_value = "4000")]
     pub sockets: NonZeroU64,
+    /// Open WebSockets in the push run (over 3 replicas).
+    #[arg(long, default_value = "10000")]
+    pub push_sockets: NonZeroU64,
 }
 
 impl Default for Bench {

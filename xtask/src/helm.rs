@@ -63,14 +63,14 @@ const APP_METRICS: &[(&str, MetricKind)] = &[
     ("admission_last_admit_timestamp_seconds", MetricKind::Plain),
     ("admission_loop_errors_total", MetricKind::Plain),
     ("admission_websocket_connections", MetricKind::Plain),
-];
-
-/// The event log's metrics, not exported yet: only the `all-features` set
-/// (with `eventLog.alerts`, off by default) may name them.
-const EVENT_LOG_METRICS: &[&str] = &[
-    "admission_outbox_length",
-    "admission_outbox_oldest_age_seconds",
-    "admission_event_records_failed_total",
+    ("admission_background_errors_total", MetricKind::Plain),
+    ("admission_event_records_sent_total", MetricKind::Plain),
+    ("admission_event_records_retried_total", MetricKind::Plain),
+    ("admission_event_records_failed_total", MetricKind::Plain),
+    ("admission_outbox_length", MetricKind::Plain),
+    ("admission_outbox_oldest_age_seconds", MetricKind::Plain),
+    ("admission_outbox_dropped_total", MetricKind::Plain),
+    ("admission_push_latency_seconds", MetricKind::Histogram),
 ];
 
 /// The Secrets the bootstrap Job reads (the chart's `database.secrets`
@@ -289,7 +289,7 @@ fn promtool_and_metrics(out: &Path) -> Result {
             rule_files += 1;
         }
 
-        let allowed = allowed_metrics(*set == "all-features");
+        let allowed = allowed_metrics();
         let tsv = std::fs::read_to_string(dir.join("promql.tsv"))?;
         let mut unknown = Vec::new();
         for line in tsv.lines().filter(|l| !l.trim().is_empty()) {
@@ -319,9 +319,9 @@ fn promtool_and_metrics(out: &Path) -> Result {
     Ok(())
 }
 
-/// The series names PromQL may use: every metric, a histogram's series
-/// too, and the event log's metrics when asked.
-fn allowed_metrics(event_log: bool) -> BTreeSet<String> {
+/// The series names PromQL may use: every metric, and a histogram's series
+/// too.
+fn allowed_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (name, kind) in APP_METRICS {
         names.insert(name.to_string());
@@ -330,9 +330,6 @@ fn allowed_metrics(event_log: bool) -> BTreeSet<String> {
                 names.insert(format!("{name}{suffix}"));
             }
         }
-    }
-    if event_log {
-        names.extend(EVENT_LOG_METRICS.iter().map(|n| n.to_string()));
     }
     names
 }
@@ -857,12 +854,12 @@ mod tests {
 
     #[test]
     fn only_exported_metrics_and_their_series_are_allowed() {
-        let allowed = allowed_metrics(false);
+        let allowed = allowed_metrics();
         assert!(allowed.contains("http_request_duration_seconds_bucket"));
         assert!(allowed.contains("admission_queue_length"));
         assert!(!allowed.contains("admission_queue_length_bucket"));
-        assert!(!allowed.contains("admission_outbox_length"));
-        assert!(allowed_metrics(true).contains("admission_outbox_length"));
+        assert!(allowed.contains("admission_outbox_length"));
+        assert!(!allowed.contains("admission_outbox_length_bucket"));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! `cargo xtask test`: every check CI makes, ending with one summary line.
 
 use std::time::Instant;
-
 use xshell::{cmd, Shell};
 
 use crate::{dev, flags, fuzz, helm, tools, Result};
@@ -12,7 +11,16 @@ struct Outcome {
     seconds: u64,
 }
 
-fn step(results: &mut Vec<Outcome>, name: &'static str, f: impl FnOnce() -> Result) {
+/// Runs one step unless `--only` leaves it out.
+fn step(
+    results: &mut Vec<Outcome>,
+    only: &[String],
+    name: &'static str,
+    f: impl FnOnce() -> Result,
+) {
+    if !only.is_empty() && !only.iter().any(|o| name.starts_with(o.as_str())) {
+        return;
+    }
     eprintln!("\n==> {name}");
     let started = Instant::now();
     let ok = match f() {
@@ -31,28 +39,33 @@ fn step(results: &mut Vec<Outcome>, name: &'static str, f: impl FnOnce() -> Resu
 
 pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
     let started = Instant::now();
+    let only = &flags.only[..];
     tools::ensure_all(sh)?;
     let mut results = Vec::new();
-    step(&mut results, "cargo fmt --check", || {
+    step(&mut results, only, "cargo fmt --check", || {
         Ok(cmd!(sh, "cargo fmt --all --check").run()?)
     });
-    step(&mut results, "cargo clippy", || {
+    step(&mut results, only, "cargo clippy", || {
         Ok(cmd!(
             sh,
             "cargo clippy --workspace --all-targets --quiet -- -D warnings"
         )
         .run()?)
     });
-    step(&mut results, "cargo test", || {
+    step(&mut results, only, "cargo test", || {
         let quick = if flags.quick { "1" } else { "" };
         Ok(cmd!(sh, "cargo test --workspace --quiet")
             .env("ADMISSION_QUICK_TESTS", quick)
             .run()?)
     });
-    step(&mut results, "schemathesis", || fuzz::check(sh));
-    step(&mut results, "helm/argocd/gitlab-ci", || helm::check(sh));
-    step(&mut results, "terraform", || crate::terraform::check(sh));
-    step(&mut results, "xtask dev --check", || {
+    step(&mut results, only, "schemathesis", || fuzz::check(sh));
+    step(&mut results, only, "helm/argocd/gitlab-ci", || {
+        helm::check(sh)
+    });
+    step(&mut results, only, "terraform", || {
+        crate::terraform::check(sh)
+    });
+    step(&mut results, only, "xtask dev --check", || {
         dev::run_built(
             sh,
             &flags::Dev {

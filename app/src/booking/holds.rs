@@ -688,7 +688,14 @@ impl Booking {
         .await?
         .iter()
         .filter_map(|r| r.try_get(0).ok())
-        .collect();
+        .collect::<Vec<String>>();
+        self.record(
+            &mut tx,
+            event,
+            "booked",
+            serde_json::json!({"ticket": ticket, "seat_ids": seat_ids, "reservation_id": reservation_id}),
+        )
+        .await?;
         tx.commit().await?;
         let reservation = Reservation {
             reservation_id,
@@ -792,12 +799,36 @@ impl Booking {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(
+        let cancelled = sqlx::query(
             "UPDATE reservations SET cancelled_at = NOW(3) WHERE id = ? AND cancelled_at IS NULL",
         )
         .bind(id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if cancelled == 1 && self.queue().shipping() {
+            let ticket: String = sqlx::query("SELECT ticket FROM reservations WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            let seat_ids: Vec<String> = sqlx::query(
+                "SELECT seat_id FROM reservation_seats WHERE reservation_id = ? ORDER BY seat_id",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get(0).ok())
+            .collect();
+            self.record(
+                &mut tx,
+                event,
+                "cancelled",
+                serde_json::json!({"ticket": ticket, "seat_ids": seat_ids, "reservation_id": id}),
+            )
+            .await?;
+        }
         let stock = if freed > 0 {
             count_reserved(&mut tx, event, -(freed as i64)).await?
         } else {

@@ -152,6 +152,32 @@ impl Booking {
         &self.queue
     }
 
+    /// Writes a booking event to `event_outbox` in the transaction of the
+    /// change it records (only while the event log is on): the shippers
+    /// send it once the change has committed, and never if it rolled back.
+    pub(crate) async fn record(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+        event: &str,
+        kind: &str,
+        body: serde_json::Value,
+    ) -> Result<(), BookingError> {
+        if !self.queue.shipping() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO event_outbox (event_id, kind, body, replica, created_at) \
+             VALUES (?, ?, ?, ?, NOW(3))",
+        )
+        .bind(event)
+        .bind(kind)
+        .bind(body.to_string())
+        .bind(self.queue.replica())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn cache_get(&self, key: &str) -> Option<String> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);

@@ -3,6 +3,7 @@
 //! sweeping at once do no harm). Making a hold also frees expired claims on
 //! the seats it wants, so correctness never waits for the sweep.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,68 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 1_000;
 
 impl Booking {
-    /// One sweep; returns how many seats were freed.
+    /// One sweep; returns how many seats were freed. Each expired hold is
+    /// marked `expired` and its claims deleted in one transaction, with its
+    /// `hold_expired` event when the event log is on; holds another
+    /// replica is sweeping are skipped (SKIP LOCKED), so each expiry is
+    /// recorded once.
     pub async fn sweep_expired_holds(&self) -> Result<u64, BookingError> {
+        let mut tx = self.db.writer.begin().await?;
+        let holds: Vec<(String, String, String)> = sqlx::query(
+            "SELECT id, event_id, ticket FROM holds WHERE status = 'active' AND expires_at <= NOW(3) \
+             ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)))
+        .collect();
+        let mut freed = 0;
+        if !holds.is_empty() {
+            let in_list = |sql: &str| {
+                let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(sql);
+                let mut sep = q.separated(", ");
+                for (id, _, _) in &holds {
+                    sep.push_bind(id.clone());
+                }
+                q.push(")");
+                q
+            };
+            freed += in_list("DELETE FROM seat_claims WHERE hold_id IN (")
+                .build()
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            in_list("UPDATE holds SET status = 'expired' WHERE id IN (")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            if self.queue().shipping() {
+                let mut seats: HashMap<String, Vec<String>> = HashMap::new();
+                for r in in_list("SELECT hold_id, seat_id FROM hold_seats WHERE hold_id IN (")
+                    .push(" ORDER BY hold_id, seat_id")
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    seats.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+                }
+                for (id, event, ticket) in &holds {
+                    let seat_ids = seats.remove(id).unwrap_or_default();
+                    self.record(
+                        &mut tx,
+                        event,
+                        "hold_expired",
+                        serde_json::json!({"ticket": ticket, "seat_ids": seat_ids, "hold_id": id}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        // Claims whose hold is no longer active (none are expected: a
+        // belt and braces for rows older than this sweep).
         let events: Vec<String> = sqlx::query(
             "SELECT DISTINCT event_id FROM seat_claims WHERE expires_at <= NOW(3) LIMIT 100",
         )
@@ -26,16 +87,18 @@ impl Booking {
         .iter()
         .filter_map(|r| r.try_get(0).ok())
         .collect();
-        let freed = sqlx::query("DELETE FROM seat_claims WHERE expires_at <= NOW(3) LIMIT ?")
-            .bind(BATCH)
-            .execute(&self.db.writer)
-            .await?
-            .rows_affected();
-        sqlx::query("UPDATE holds SET status = 'expired' WHERE status = 'active' AND expires_at <= NOW(3) LIMIT ?")
-            .bind(BATCH)
-            .execute(&self.db.writer)
-            .await?;
-        for event in &events {
+        if !events.is_empty() {
+            freed += sqlx::query("DELETE FROM seat_claims WHERE expires_at <= NOW(3) LIMIT ?")
+                .bind(BATCH)
+                .execute(&self.db.writer)
+                .await?
+                .rows_affected();
+        }
+        let mut changed: Vec<&str> = holds.iter().map(|(_, e, _)| e.as_str()).collect();
+        changed.extend(events.iter().map(String::as_str));
+        changed.sort_unstable();
+        changed.dedup();
+        for event in changed {
             self.seats_changed(event).await;
         }
         Ok(freed)

@@ -277,6 +277,35 @@ pub enum HealthStatus {
 pub struct Dependencies {
     pub redis: DependencyState,
     pub database: DependencyState,
+    /// The event log (Kinesis, fed from the outboxes in Redis).
+    pub event_log: EventLogState,
+}
+
+/// How the event log ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventLogState {
+    /// Shipping, or nothing to ship.
+    Up,
+    /// Kinesis refuses or cannot be reached: the outboxes keep the events.
+    Down,
+    /// An outbox reached OUTBOX_MAX_ENTRIES: changes past it are not
+    /// recorded in the log (counted in `admission_outbox_dropped_total`).
+    Full,
+    /// No KINESIS_STREAM on this service.
+    Disabled,
+}
+
+impl From<crate::events::LogState> for EventLogState {
+    fn from(s: crate::events::LogState) -> EventLogState {
+        use crate::events::LogState;
+        match s {
+            LogState::Up => EventLogState::Up,
+            LogState::Down => EventLogState::Down,
+            LogState::Full => EventLogState::Full,
+            LogState::Disabled => EventLogState::Disabled,
+        }
+    }
 }
 
 /// The health of this replica.

@@ -57,6 +57,8 @@ pub struct AppState {
     /// The seats one admission ticket may hold (stated in the document).
     pub max_seats_per_ticket: u32,
     pub websockets: ws::Limits,
+    /// How the event log ships (readiness names it).
+    pub event_log: Arc<crate::events::LogHealth>,
 }
 
 /// Answers smaller than this are never compressed.

@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::api::{Dependencies, DependencyState, Health, HealthStatus};
+use super::api::{Dependencies, DependencyState, EventLogState, Health, HealthStatus};
 use super::AppState;
 use crate::token::Jwks;
 
@@ -25,8 +25,9 @@ pub async fn live() -> Json<Health> {
 /// Readiness: 503 only when this replica cannot serve the queue (Redis
 /// unreachable); `degraded` when an optional dependency is down.
 ///
-/// The database is optional for the queue: when it is down the replica stays
-/// ready (`degraded`), so Kubernetes keeps it serving the waiting room.
+/// The database and the event log are optional for the queue: when either
+/// is down (or an outbox is full) the replica stays ready (`degraded`), so
+/// Kubernetes keeps it serving the waiting room.
 #[utoipa::path(
     get, path = "/health/ready", operation_id = "ready", tag = "ops",
     responses(
@@ -43,10 +44,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             Some(_) => DependencyState::Down,
         }
     });
-    let (code, status) = match (redis.is_ok(), database) {
+    let event_log = EventLogState::from(state.event_log.get());
+    let optional_down = database == DependencyState::Down
+        || matches!(event_log, EventLogState::Down | EventLogState::Full);
+    let (code, status) = match (redis.is_ok(), optional_down) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, HealthStatus::Unavailable),
-        (true, DependencyState::Down) => (StatusCode::OK, HealthStatus::Degraded),
-        (true, _) => (StatusCode::OK, HealthStatus::Ok),
+        (true, true) => (StatusCode::OK, HealthStatus::Degraded),
+        (true, false) => (StatusCode::OK, HealthStatus::Ok),
     };
     let body = Health {
         status,
@@ -58,6 +62,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                 DependencyState::Down
             },
             database,
+            event_log,
         }),
     };
     let mut response = (code, Json(body)).into_response();

@@ -97,6 +97,14 @@ impl SocketView {
             status.state,
             TicketState::Queued { .. } | TicketState::SoldOut { .. }
         );
+        if waiting && self.admitted_sent {
+            // A read made before the admission that arrives after its push:
+            // an admitted ticket never waits again.
+            return Step {
+                messages,
+                close: None,
+            };
+        }
         if waiting && message.map(str::to_string) != self.message {
             self.message = message.map(str::to_string);
             messages.push(WsMessage::Message {

@@ -319,6 +319,11 @@ impl Queue {
         self.shipping
     }
 
+    /// The replica this queue runs for.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -377,6 +382,12 @@ impl Queue {
     }
 
     async fn add_to_events(&self, event: &EventId) -> Result<(), QueueError> {
+        // The shippers' set first: an event the admission loop visits always
+        // has its outbox shipped (or trimmed by age, with the log off).
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(scripts::outboxes_key(&self.prefix))
+            .arg(event.as_str());
+        self.store.query("SADD", &sadd).await?;
         let mut sadd = redis::cmd("SADD");
         sadd.arg(events_key(&self.prefix)).arg(event.as_str());
         self.store.query("SADD", &sadd).await?;
@@ -603,6 +614,14 @@ impl Queue {
         self.store.query("SREM", &cmd).await?;
         self.run(&self.scripts.remove, self.keys(event).all(), &[])
             .await?;
+        if !self.shipping {
+            // The outbox went with the queue; with the log on, the shippers
+            // take the event out of their set once its outbox is shipped.
+            let mut cmd = redis::cmd("SREM");
+            cmd.arg(scripts::outboxes_key(&self.prefix))
+                .arg(event.as_str());
+            self.store.query("SREM", &cmd).await?;
+        }
         Ok(())
     }
 

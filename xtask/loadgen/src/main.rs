@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use report::{Contention, Fans, FansShare, HttpPeak, Latency, Mixed, RedisPeak, Sockets};
+use report::{Contention, Fans, FansShare, HttpPeak, Latency, Mixed, Push, RedisPeak, Sockets};
 use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
@@ -98,6 +98,28 @@ enum Cmd {
         hold_seconds: u64,
         #[arg(long)]
         ready: Option<PathBuf>,
+    },
+    /// Push latency: `count` queued fans, each joining through one replica
+    /// and watching over a WebSocket on the next; then the queue opens
+    /// (capacity `count`, `rate` a second) and each socket's `admitted` is
+    /// timed against the admission's time in the event's outbox.
+    Push {
+        /// Every replica (at least one); fans and sockets are spread over them.
+        #[arg(long, required = true)]
+        target: Vec<SocketAddr>,
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        admin: String,
+        /// The replicas' Redis (the outbox is read there).
+        #[arg(long)]
+        redis: String,
+        #[arg(long, default_value = "")]
+        key_prefix: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
     },
     /// Fans: each holds one keep-alive connection, joins, then asks for its
     /// status once a second. Latency is measured from the scheduled send
@@ -826,6 +848,156 @@ async fn sockets(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn push(
+    targets: Vec<SocketAddr>,
+    event: String,
+    admin: String,
+    redis_url: String,
+    prefix: String,
+    count: usize,
+    rate: u64,
+) -> Result<Push, String> {
+    use futures_util::StreamExt;
+    use std::collections::HashMap;
+    let n = targets.len();
+    if n == 0 {
+        return Err("no target".into());
+    }
+    let clock_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    let limit = Arc::new(Semaphore::new(200));
+    let (told_tx, mut told_rx) = tokio::sync::mpsc::unbounded_channel::<(String, i64)>();
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut sockets = Vec::new();
+    for i in 0..count {
+        let (limit, event) = (limit.clone(), event.clone());
+        let (join_at, watch_at) = (targets[i % n], targets[(i + 1) % n]);
+        let (told_tx, open_tx) = (told_tx.clone(), open_tx.clone());
+        sockets.push(tokio::spawn(async move {
+            let permit = limit.acquire().await.ok()?;
+            let body = format!("{{\"client_id\":\"push-{i}\"}}");
+            let (_, v) = once(
+                join_at,
+                "POST",
+                &format!("/api/v1/events/{event}/queue"),
+                None,
+                Some(body),
+            )
+            .await
+            .ok()?;
+            let ticket = v["ticket"].as_str()?.to_string();
+            let url = format!("ws://{watch_at}/api/v1/events/{event}/queue/{ticket}/ws");
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+            drop(permit);
+            let _ = open_tx.send(());
+            while let Some(Ok(m)) = ws.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                    let at = clock_ms();
+                    if t.as_str().contains("\"type\":\"admitted\"") {
+                        let _ = told_tx.send((ticket.clone(), at));
+                        break;
+                    }
+                }
+            }
+            Some(())
+        }));
+    }
+    drop(told_tx);
+    drop(open_tx);
+    let mut opened = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while opened < count && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(30), open_rx.recv()).await {
+            Ok(Some(())) => opened += 1,
+            _ => break,
+        }
+    }
+    eprintln!("loadgen push: {opened} of {count} sockets open; opening the queue");
+    let body = format!("{{\"capacity\":{count},\"admit_per_second\":{rate},\"session_timeout_seconds\":3600,\"queue_idle_timeout_seconds\":3600}}");
+    let (status, v) = once(
+        targets[0],
+        "PUT",
+        &format!("/api/v1/admin/events/{event}/queue"),
+        Some(&admin),
+        Some(body),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("opening the queue: {status} {v}"));
+    }
+    let mut told: HashMap<String, i64> = HashMap::new();
+    let expected = Duration::from_secs(count as u64 / rate.max(1) + 30);
+    let until = Instant::now() + expected;
+    while told.len() < opened && Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(10), told_rx.recv()).await {
+            Ok(Some((ticket, at))) => {
+                told.insert(ticket, at);
+            }
+            _ => break,
+        }
+    }
+    for s in sockets {
+        s.abort();
+    }
+    // The admissions' times, from the outbox (kept a minute).
+    let ev = admission::queue::EventId::parse(&event).ok_or("bad event id")?;
+    let outbox = admission::queue::scripts::EventKeys::new(&prefix, &ev)
+        .outbox()
+        .to_string();
+    let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut admitted: HashMap<String, i64> = HashMap::new();
+    let mut from = "-".to_string();
+    loop {
+        let v: redis::Value = redis::cmd("XRANGE")
+            .arg(&outbox)
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entries = admission::events::outbox::entries("xrange", v).map_err(|e| e.to_string())?;
+        let Some(last) = entries.last().map(|e| e.id.clone()) else {
+            break;
+        };
+        for e in &entries {
+            if e.kind() == "admitted" {
+                if let (Some(t), Some(at)) = (e.get("tk"), e.get("at").and_then(|a| a.parse().ok()))
+                {
+                    admitted.insert(t.to_string(), at);
+                }
+            }
+        }
+        from = format!("({last}");
+    }
+    let mut samples: Vec<u32> = Vec::new();
+    let mut missed = 0;
+    for (ticket, at) in &admitted {
+        match told.get(ticket) {
+            Some(seen) => samples.push(((seen - at).max(0) as u32).saturating_mul(1000)),
+            None => missed += 1,
+        }
+    }
+    Ok(Push {
+        replicas: n as u64,
+        sockets: opened as u64,
+        told: told.len() as u64,
+        missed,
+        cross_replica: if n > 1 { opened as u64 } else { 0 },
+        latency: Latency::from_micros(&mut samples),
+    })
+}
+
 /// Writes a result where `--report` says, or prints it.
 fn emit<T: serde::Serialize>(path: Option<&Path>, value: &T) -> Result<(), String> {
     match path {
@@ -883,6 +1055,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => emit(
             out,
             &sockets(target, event, count, hold_seconds, ready).await?,
+        ),
+        Cmd::Push {
+            target,
+            event,
+            admin,
+            redis,
+            key_prefix,
+            count,
+            rate,
+        } => emit(
+            out,
+            &push(target, event, admin, redis, key_prefix, count, rate).await?,
         ),
         Cmd::Fans {
             target,

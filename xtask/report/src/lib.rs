@@ -157,3 +157,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Push: how soon `admitted` reached the fans' sockets, measured from the
+/// admission's time in Redis (its outbox entry) to the message's arrival.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    pub replicas: u64,
+    pub sockets: u64,
+    /// Sockets told `admitted`.
+    pub told: u64,
+    /// Admissions whose `admitted` never came over the socket.
+    pub missed: u64,
+    /// Sockets whose fan joined through another replica than the socket's.
+    pub cross_replica: u64,
+    pub latency: Latency,
+}
