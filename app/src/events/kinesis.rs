@@ -100,6 +100,16 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::random::<u64>() % (cap + 1))
 }
 
+/// The SDK's HTTPS client over rustls with ring (the SDK's default would
+/// build aws-lc, slow to compile).
+pub fn http_client() -> aws_sdk_kinesis::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Puts events to one stream.
 pub struct Producer {
     client: aws_sdk_kinesis::Client,
@@ -111,13 +121,8 @@ impl Producer {
     /// A client from the standard AWS chain (AWS_REGION, credentials or the
     /// IRSA web identity, AWS_ENDPOINT_URL), over rustls with ring.
     pub async fn connect(stream: &str, metrics: Metrics) -> Producer {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http_client())
             .load()
             .await;
         Producer {

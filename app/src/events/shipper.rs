@@ -152,6 +152,7 @@ impl Shipper {
         // Whether this outbox counts as full in the log's health; released
         // whichever way this task ends.
         let mut full = FullFlag(false, self.health.clone());
+        let mut last_dropped: Option<u64> = None;
         loop {
             if *stop.borrow() {
                 return;
@@ -175,8 +176,17 @@ impl Shipper {
                         self.metrics.forget_event(event.as_str());
                         return;
                     }
-                    Ok(Outbox::Length(length)) => {
-                        let now_full = self.outbox_cap > 0 && length >= self.outbox_cap;
+                    Ok(Outbox::Figures {
+                        length,
+                        dropped,
+                        unshipped,
+                    }) => {
+                        // Full while changes go unrecorded, or while what is
+                        // not shipped fills the outbox.
+                        let now_full = self.outbox_cap > 0
+                            && (dropped > last_dropped.unwrap_or(dropped)
+                                || (length >= self.outbox_cap && unshipped));
+                        last_dropped = Some(dropped);
                         if now_full && !full.0 {
                             tracing::error!(event = %event, cap = self.outbox_cap, "the outbox is full: further changes of this event are not recorded in the event log until it drains");
                         }
@@ -234,7 +244,7 @@ impl Shipper {
         }
     }
 
-    /// Exports the outbox's figures and returns its length, or `Finished`
+    /// Exports the outbox's figures and returns them, or `Finished`
     /// when the event is gone and nothing is left to ship (the outbox is
     /// then deleted).
     async fn observe(&self, conn: &mut Dedicated, event: &EventId) -> Result<Outbox, StoreError> {
@@ -263,7 +273,11 @@ impl Shipper {
             self.queue.store().query("SREM", &srem).await?;
             return Ok(Outbox::Finished);
         }
-        Ok(Outbox::Length(length.max(0) as u64))
+        Ok(Outbox::Figures {
+            length: length.max(0) as u64,
+            dropped,
+            unshipped: oldest.is_some(),
+        })
     }
 
     /// Ships `event_outbox` rows: claimed in a transaction (SKIP LOCKED, so
@@ -327,8 +341,14 @@ impl Shipper {
 }
 
 enum Outbox {
-    /// Entries in the outbox (shipped or not).
-    Length(u64),
+    Figures {
+        /// Entries in the outbox (shipped or not).
+        length: u64,
+        /// Changes not recorded (the outbox was full), ever.
+        dropped: u64,
+        /// Whether some entry is not shipped yet.
+        unshipped: bool,
+    },
     /// The event is gone and its outbox shipped.
     Finished,
 }

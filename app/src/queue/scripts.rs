@@ -38,9 +38,10 @@
 //! `i` (the identity: never shipped, the shipper hashes it), `pq` (joined
 //! the pre-queue), `h` (an admitted session's hard end, ms), `rs` (reason),
 //! `seed`/`size` (drawn), `mode`, `cfg` (JSON), `oa` (opens_at ms). See
-//! `crate::events` for what becomes of them. An outbox longer than the cap
-//! takes no more entries (counted in `meta.outbox_dropped`): the queue never
-//! blocks on the event log.
+//! `crate::events` for what becomes of them. An outbox at its cap first
+//! sheds its shipped history; if what is left (not yet shipped) still fills
+//! it, it takes no more entries (each counted in `meta.outbox_dropped`):
+//! the queue never blocks on the event log.
 //!
 //! The outbox keeps about a minute of history (the WebSocket hubs of every
 //! replica read it for their fans); the admission loop's `tick` trims it at
@@ -174,11 +175,21 @@ end
 
 -- Appends one change to the outbox (see the module's comment). `fan` is
 -- {ticket, seq, ident} or nil; `extra` a flat list of field, value.
+local trim_shipped
 local function emit(kind, now, fan, extra)
   local n = redis.call('HINCRBY', K_META, 'evseq', 1)
   if OUTBOX_CAP > 0 and redis.call('XLEN', K_OUTBOX) >= OUTBOX_CAP then
-    redis.call('HINCRBY', K_META, 'outbox_dropped', 1)
-    return
+    -- At the cap, the shipped history (kept for the hubs) goes first, at
+    -- most once per 100 ms; only what is not shipped yet counts.
+    local last = tonumber(redis.call('HGET', K_META, 'cap_trimmed_at')) or 0
+    if now - last >= 100 then
+      redis.call('HSET', K_META, 'cap_trimmed_at', now)
+      trim_shipped(now, 0)
+    end
+    if redis.call('XLEN', K_OUTBOX) >= OUTBOX_CAP then
+      redis.call('HINCRBY', K_META, 'outbox_dropped', 1)
+      return
+    end
   end
   local f = {'t', kind, 'n', n, 'at', now, 'r', REPLICA}
   if fan then
@@ -203,12 +214,9 @@ local function id_below(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 
--- Trims the outbox to the last OUTBOX_KEEP_MS, at most once a second, never
--- past an entry the shippers have not acknowledged (when they ship it).
-local function trim_outbox(now, keep_ms)
-  local last = tonumber(redis.call('HGET', K_META, 'trimmed_at')) or 0
-  if now - last < 1000 then return end
-  redis.call('HSET', K_META, 'trimmed_at', now)
+-- Trims the outbox to the last `keep_ms`, never past an entry the shippers
+-- have not acknowledged (when they ship it).
+trim_shipped = function(now, keep_ms)
   if redis.call('EXISTS', K_OUTBOX) == 0 then return end
   local floor = {now - keep_ms, 0}
   if SHIPPING then
@@ -229,6 +237,14 @@ local function trim_outbox(now, keep_ms)
     if not shipped then return end
   end
   redis.call('XTRIM', K_OUTBOX, 'MINID', floor[1] .. '-' .. floor[2])
+end
+
+-- Trims the outbox to the last OUTBOX_KEEP_MS, at most once a second.
+local function trim_outbox(now, keep_ms)
+  local last = tonumber(redis.call('HGET', K_META, 'trimmed_at')) or 0
+  if now - last < 1000 then return end
+  redis.call('HSET', K_META, 'trimmed_at', now)
+  trim_shipped(now, keep_ms)
 end
 
 -- The configuration (CONFIG_FIELDS, by name) and the draw's state.

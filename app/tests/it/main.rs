@@ -8,6 +8,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod e2e;
+mod events;
 mod faults;
 mod hardening;
 mod identity;

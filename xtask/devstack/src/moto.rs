@@ -20,6 +20,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Moto {
     pub port: u16,
     dir: PathBuf,
+    python: PathBuf,
     process: Process,
 }
 
@@ -53,8 +54,22 @@ impl Moto {
         Ok(Moto {
             port,
             dir: dir.to_path_buf(),
+            python: python.to_path_buf(),
             process,
         })
+    }
+
+    /// Stops the server (an outage; its state, all in memory, is gone).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn start_again(&mut self) -> io::Result<()> {
+        self.process.kill();
+        crate::wait_port_free(self.port, Duration::from_secs(10));
+        *self = Self::spawn(&self.python, &self.dir, self.port)?;
+        Ok(())
     }
 
     /// The endpoint to give AWS clients, `http://127.0.0.1:<port>`.
