@@ -22,10 +22,12 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(prefix: &'static str) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
         Progress {
             prefix,
-            terminal: std::io::stderr().is_terminal(),
-            last: None,
+            terminal,
+            // In a log, the first status line only once a step is slow.
+            last: (!terminal).then(Instant::now),
             drawn: false,
         }
     }
