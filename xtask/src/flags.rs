@@ -100,17 +100,25 @@ pub struct Migrate {
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Deps {}
 
-/// Parses the process arguments; the `deps` help lists the very packages
-/// `deps` installs.
+/// The whole command line as `--help` shows it: the `deps` help lists the
+/// very packages `deps` installs, and the ops commands (handed over to the
+/// ops binary before clap parses anything, see `ops.rs`) are listed too.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("deps", |c| {
+            c.long_about(format!(
+                "Install what the dev stack and the tests need, pinned, when this machine can \
+                 (Debian as root); otherwise print the exact command. It installs:\n{}",
+                crate::tools::describe()
+            ))
+        })
+        .subcommands(crate::ops::help_entries())
+        .after_help(crate::ops::HELP_NOTE)
+}
+
+/// Parses the process arguments.
 pub fn parse() -> Cli {
-    let command = Cli::command().mut_subcommand("deps", |c| {
-        c.long_about(format!(
-            "Install what the dev stack and the tests need, pinned, when this machine can \
-             (Debian as root); otherwise print the exact command. It installs:\n{}",
-            crate::tools::describe()
-        ))
-    });
-    let matches = command.get_matches();
+    let matches = command().get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -163,5 +171,17 @@ mod tests {
         assert!(p(&["bench", "--fans", "0"]).is_err());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());
+    }
+
+    #[test]
+    fn the_help_lists_the_ops_commands_without_building_them() {
+        let help = command().render_help().to_string();
+        assert!(help.contains("audit"), "{help}");
+        assert!(
+            help.contains("Check a sale's fairness from the Kinesis event log"),
+            "{help}"
+        );
+        assert!(help.contains("(ops)"), "{help}");
+        command().debug_assert();
     }
 }
