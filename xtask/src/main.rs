@@ -10,12 +10,16 @@ mod dev;
 mod flags;
 mod fuzz;
 mod helm;
+mod kinesis;
+mod localstack;
 mod migrate;
 mod ops;
 mod terraform;
 mod test;
 mod tools;
 mod venv;
+#[cfg(test)]
+mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
