@@ -294,7 +294,7 @@ fn table(args: &Args, r: &Report) -> String {
          duplicates   {}\n  \
          lost         {}\n  \
          inversions   {}\n  \
-         kendall_tau  {} (tau-b)\n  \
+         kendall_tau  {}\n  \
          redelivered  {}\n  \
          wait p50     {}\n  \
          wait p99     {}\n",
@@ -307,7 +307,7 @@ fn table(args: &Args, r: &Report) -> String {
             .map_or_else(|| "- (no --redis)".into(), |n| n.to_string()),
         r.inversions,
         r.kendall_tau
-            .map_or_else(|| "-".into(), |t| format!("{t:.6}")),
+            .map_or_else(|| "-".into(), |t| format!("{t:.6} (tau-b)")),
         r.redelivered,
         seconds(r.wait_p50_seconds),
         seconds(r.wait_p99_seconds),
