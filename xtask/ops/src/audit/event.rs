@@ -138,20 +138,59 @@ pub enum Parsed {
 
 #[derive(Deserialize)]
 struct Wire {
+    #[serde(deserialize_with = "number")]
     v: u64,
     id: String,
     #[serde(rename = "type")]
     kind: String,
     at: String,
     ticket: Option<String>,
+    #[serde(default, deserialize_with = "some_number")]
     seq: Option<u64>,
     client_hash: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     prequeue: bool,
     seed: Option<String>,
+    #[serde(default, deserialize_with = "some_number")]
     size: Option<u64>,
     mode: Option<String>,
     config: Option<WireConfig>,
+}
+
+/// A whole number written as a JSON number or as a string of digits (the
+/// scripts hold every field as a string; either reaches the wire as one).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(u64),
+    Text(String),
+}
+
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Number::deserialize(d)? {
+        Number::Int(n) => Ok(n),
+        Number::Text(s) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a whole number"))),
+    }
+}
+
+fn some_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    number(d).map(Some)
+}
+
+/// `true`, or `"1"` / `"true"` as the scripts write flags.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Text(s) => s == "1" || s == "true",
+    })
 }
 
 #[derive(Deserialize)]
@@ -344,6 +383,22 @@ mod tests {
         assert!(matches!(
             parse_record(b"not json", "sale")[..],
             [Parsed::Unreadable(_)]
+        ));
+    }
+
+    #[test]
+    fn numbers_and_flags_may_come_as_strings() {
+        let Parsed::Event(e) = one(
+            r#"{"v":"1","id":"q:2","type":"joined","event_id":"sale","at":"2026-11-23T20:00:00Z","ticket":"t","seq":"42","client_hash":"h","prequeue":"1"}"#,
+        ) else {
+            panic!()
+        };
+        assert!(matches!(e.kind, Kind::Joined { prequeue: true, ref fan } if fan.seq == 42));
+        assert!(matches!(
+            one(
+                r#"{"v":1,"id":"q:2","type":"admitted","event_id":"sale","at":"2026-11-23T20:00:00Z","ticket":"t","seq":"4x","client_hash":"h"}"#
+            ),
+            Parsed::Unreadable(_)
         ));
     }
 }
