@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU64;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// The one entry point for people and pipelines.
 #[derive(Debug, Parser)]
@@ -24,8 +24,9 @@ pub enum Command {
 }
 
 /// Run the whole product locally: Redis (or a 3-master Redis Cluster),
-/// MariaDB (migrated), throwaway keys, a demo event and the app, on free
-/// ports under target/dev. Ctrl-C stops everything.
+/// MariaDB (migrated), a moto server with the event log's Kinesis stream,
+/// throwaway keys, a demo event and the app, on free ports under
+/// target/dev. Ctrl-C stops everything.
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Dev {
     /// Run Redis as a 3-master Redis Cluster instead of one server.
@@ -34,13 +35,27 @@ pub struct Dev {
     /// Start everything, book a seat as a demo fan, stop (used by `test`).
     #[arg(long)]
     pub check: bool,
+    /// Where the AWS side (the event log's Kinesis stream) comes from.
+    #[arg(long, value_enum, default_value_t)]
+    pub aws: Aws,
+}
+
+/// The local AWS of `cargo xtask dev`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Aws {
+    /// A moto server started here, from the venv `cargo xtask deps` installs.
+    #[default]
+    Moto,
+    /// The Docker Compose stack in localstack/ (LocalStack on
+    /// localhost:4566, with its MySQL and Valkey), started by you.
+    Localstack,
 }
 
 /// Everything CI checks: cargo fmt --check, clippy -D warnings, every test,
 /// the API fuzzed from its OpenAPI document (schemathesis), the chart,
-/// ArgoCD and GitLab CI checks, the Terraform checks (fmt, validate, tests,
-/// checkov, apply against moto) and the dev stack check; ends with one
-/// summary line.
+/// ArgoCD, GitLab CI and localstack compose checks, the Terraform checks
+/// (fmt, validate, tests, checkov, apply against moto) and the dev stack
+/// check; ends with one summary line.
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Test {
     /// Skip the slow load-style tests.
@@ -108,17 +123,25 @@ pub struct Migrate {
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Deps {}
 
-/// Parses the process arguments; the `deps` help lists the very packages
-/// `deps` installs.
+/// The whole command line as `--help` shows it: the `deps` help lists the
+/// very packages `deps` installs, and the ops commands (handed over to the
+/// ops binary before clap parses anything, see `ops.rs`) are listed too.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("deps", |c| {
+            c.long_about(format!(
+                "Install what the dev stack and the tests need, pinned, when this machine can \
+                 (Debian as root); otherwise print the exact command. It installs:\n{}",
+                crate::tools::describe()
+            ))
+        })
+        .subcommands(crate::ops::help_entries())
+        .after_help(crate::ops::HELP_NOTE)
+}
+
+/// Parses the process arguments.
 pub fn parse() -> Cli {
-    let command = Cli::command().mut_subcommand("deps", |c| {
-        c.long_about(format!(
-            "Install what the dev stack and the tests need, pinned, when this machine can \
-             (Debian as root); otherwise print the exact command. It installs:\n{}",
-            crate::tools::describe()
-        ))
-    });
-    let matches = command.get_matches();
+    let matches = command().get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -158,9 +181,18 @@ mod tests {
             p(&["dev", "--cluster"]).unwrap().command,
             Some(Command::Dev(Dev {
                 cluster: true,
-                check: false
+                check: false,
+                aws: Aws::Moto,
             }))
         ));
+        assert!(matches!(
+            p(&["dev", "--aws", "localstack"]).unwrap().command,
+            Some(Command::Dev(Dev {
+                aws: Aws::Localstack,
+                ..
+            }))
+        ));
+        assert!(p(&["dev", "--aws", "aws"]).is_err());
         match p(&["bench", "--fans", "500"]).unwrap().command {
             Some(Command::Bench(b)) => {
                 assert_eq!(b.fans.get(), 500);
@@ -171,5 +203,17 @@ mod tests {
         assert!(p(&["bench", "--fans", "0"]).is_err());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());
+    }
+
+    #[test]
+    fn the_help_lists_the_ops_commands_without_building_them() {
+        let help = command().render_help().to_string();
+        assert!(help.contains("audit"), "{help}");
+        assert!(
+            help.contains("Check a sale's fairness from the Kinesis event log"),
+            "{help}"
+        );
+        assert!(help.contains("(ops)"), "{help}");
+        command().debug_assert();
     }
 }

@@ -12,7 +12,10 @@
 //!    metric that alerts, the dashboard or KEDA name must be one the app
 //!    exports ([`APP_METRICS`], kept equal to `app/src/metrics.rs` by a test).
 //! 3. `check-jsonschema` validates `.gitlab-ci.yml` and `gitlab-ci/*.yml`
-//!    against GitLab's schema.
+//!    against GitLab's schema, and `localstack/docker-compose.yml` against
+//!    the Compose specification (its names and ports are held to what
+//!    `cargo xtask dev --aws localstack` uses by the tests in
+//!    localstack.rs).
 //! 4. checkov scans the rendered manifests and `app/Dockerfile`; the only
 //!    findings allowed are the ones skipped with a reason in the chart
 //!    (`admission.checkovSkips`) or the Dockerfile.
@@ -174,6 +177,18 @@ pub fn check(sh: &Shell) -> Result {
         &mut schema,
         &out,
         "check-jsonschema",
+        Duration::from_secs(60),
+        false,
+    )?;
+    progress("check-jsonschema: localstack/docker-compose.yml against the Compose specification");
+    let mut compose = Command::new(helm.bin("check-jsonschema"));
+    compose
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(root.join(crate::localstack::COMPOSE_FILE));
+    run(
+        &mut compose,
+        &out,
+        "check-compose",
         Duration::from_secs(60),
         false,
     )?;

@@ -2,22 +2,28 @@
 //!
 //! Each command is a module with a `run`; they all share one
 //! `xshell::Shell` rooted at the workspace. `cargo xtask --help` lists them.
+//! Commands that call AWS live in the ops binary (`xtask/ops`): they are
+//! handed over to it before anything is parsed here (`ops.rs`).
 
 mod bench;
 mod dev;
 mod flags;
 mod fuzz;
 mod helm;
+mod kinesis;
+mod localstack;
 mod migrate;
+mod ops;
 mod terraform;
 mod test;
 mod tools;
 mod venv;
+#[cfg(test)]
+mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
 use xshell::Shell;
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -30,9 +36,13 @@ fn project_root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let ops::Route::Ops(args) = ops::route(&args) {
+        return ops::run(&project_root(), args);
+    }
     let cli = flags::parse();
     let Some(command) = cli.command else {
-        let _ = flags::Cli::command().print_help();
+        let _ = flags::command().print_help();
         return ExitCode::SUCCESS;
     };
     let sh = match Shell::new() {

@@ -22,7 +22,7 @@ pub fn run(sh: &Shell, flags: &flags::Migrate) -> Result {
             "no database: pass --database-url mysql://user:pass@host:3306/db, set DATABASE_URL, \
              or start `cargo xtask dev` (its database is used by default)",
         )?;
-    cmd!(sh, "cargo build --quiet --package admission").run()?;
+    cmd!(sh, "cargo build --quiet --workspace --bin admission").run()?;
     let binary = sh.current_dir().join("target/debug/admission");
     cmd!(sh, "{binary} migrate")
         .env("DATABASE_URL", url)

@@ -71,6 +71,7 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
             &flags::Dev {
                 cluster: false,
                 check: true,
+                aws: flags::Aws::Moto,
             },
         )
     });

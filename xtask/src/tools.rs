@@ -122,10 +122,17 @@ fn ensure_e2e_modules(sh: &Shell) -> Result {
 /// Every Debian package the dev stack and the tests use.
 const SERVICES: [&Package; 4] = [&REDIS, &MARIADB, &CHROMIUM, &PROMTOOL];
 
+/// The Python venv of the moto server (`xtask/python/moto.txt`): the
+/// Kinesis of `cargo xtask dev`, and the AWS the ops tests and the
+/// Terraform checks run against.
+const MOTO_VENV: &str = "moto";
+
 /// Everything the dev stack and the tests need.
 pub fn ensure_all(sh: &Shell) -> Result {
     ensure(sh, &SERVICES)?;
-    ensure_e2e_modules(sh)
+    ensure_e2e_modules(sh)?;
+    crate::venv::Venv::ensure(sh, MOTO_VENV)?;
+    Ok(())
 }
 
 /// What [`ensure_all`] installs, one line each (the help of `deps`).
@@ -136,6 +143,9 @@ pub fn describe() -> String {
         .collect();
     lines.push(format!(
         "  - the browser tests' npm packages ({E2E_DIR}/package-lock.json)"
+    ));
+    lines.push(format!(
+        "  - the moto server, pinned in xtask/python/{MOTO_VENV}.txt, in target/venv/{MOTO_VENV} (needs python3 with venv)"
     ));
     lines.join("\n")
 }

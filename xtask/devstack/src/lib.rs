@@ -12,6 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod aws_proxy;
+pub use aws_proxy::{AwsCall, AwsProxy, AwsReply, Logged};
 mod chaos;
 pub use chaos::{ChaosProxy, Fault};
 mod moto;
@@ -574,7 +576,8 @@ impl MariaDb {
 }
 
 /// A minimal HTTP/1.1 client (one request per connection), enough to check
-/// a local service without pulling an HTTP stack into xtask.
+/// a local service without pulling an HTTP stack into xtask. A body is sent
+/// as JSON unless `headers` name another Content-Type.
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -589,7 +592,10 @@ pub fn http_request(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if !body.is_empty() && !typed {
         req.push_str("Content-Type: application/json\r\n");
     }
     for (k, v) in headers {
