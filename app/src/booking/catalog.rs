@@ -40,6 +40,10 @@ pub struct SeatSpec {
     pub price_tier: String,
 }
 
+// Dates: the document promises years written 1001-9998, so that whatever
+// the offset the instant stays within DATETIME's years 1000-9999 (the API
+// accepts any instant in those years; see `timestamp`).
+
 /// `POST /api/v1/admin/events`: an event with its seats (a seat_map or a
 /// list of seats, not both).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,10 +56,10 @@ pub struct CreateEvent {
     pub name: String,
     #[schema(min_length = 1, max_length = 200)]
     pub venue: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub starts_at: String,
     /// The queue's opens_at: joins before it go to the pre-queue.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub sale_opens_at: String,
     pub seat_map: Option<SeatMap>,
     /// Instead of seat_map.
@@ -71,10 +75,10 @@ pub struct PatchEvent {
     pub name: Option<String>,
     #[schema(min_length = 1, max_length = 200)]
     pub venue: Option<String>,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub starts_at: Option<String>,
     /// Moves the queue's opening too.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub sale_opens_at: Option<String>,
 }
 
