@@ -199,6 +199,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
     pub outbox_max_entries: u64,
 
+    /// Milliseconds an outbox entry read by another replica may go
+    /// unacknowledged before this one takes it over (that replica died).
+    #[arg(long, env = "EVENT_LOG_CLAIM_IDLE_MS", default_value_t = 30_000, hide = true,
+          value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
+    pub event_log_claim_idle_ms: u64,
+
     /// Log format: `json` (one JSON object per line) or `text`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,

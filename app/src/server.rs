@@ -158,6 +158,7 @@ impl Application {
                 metrics: metrics.clone(),
                 health: log_health.clone(),
                 outbox_cap: config.outbox_max_entries,
+                claim_idle: Duration::from_millis(config.event_log_claim_idle_ms),
                 db: booking.as_ref().map(|b| b.db.writer.clone()),
             })
         });

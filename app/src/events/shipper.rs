@@ -2,7 +2,7 @@
 //! consumer group (`shippers`; each replica a consumer), puts the events to
 //! Kinesis, and only then acknowledges them. An entry a replica read and
 //! never acknowledged (it died) is claimed by another after
-//! [`CLAIM_IDLE`] (XAUTOCLAIM). Each event is read on a connection of its
+//! [`Shipper::claim_idle`] (XAUTOCLAIM; 30 s by default). Each event is read on a connection of its
 //! own (a blocking read must not hold up the requests' connections, and a
 //! cluster refuses a read across slots). Bookings are shipped from the
 //! `event_outbox` table the same way (rows claimed with SKIP LOCKED).
@@ -29,9 +29,6 @@ const BATCH: usize = 500;
 /// How long a read waits for new entries: a burst's first events reach
 /// Kinesis this soon, and the loop notices a stop this often.
 const BLOCK: Duration = Duration::from_millis(100);
-/// An entry read by a replica that has not acknowledged it for this long is
-/// taken over by another.
-pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 /// How often a shipper looks for such entries.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
 /// How long one put may keep retrying before the events go back to wait.
@@ -51,6 +48,10 @@ pub struct Shipper {
     pub health: Arc<LogHealth>,
     /// The outbox cap per event (OUTBOX_MAX_ENTRIES; 0: none).
     pub outbox_cap: u64,
+    /// An entry read by a replica that has not acknowledged it for this
+    /// long is taken over by another (EVENT_LOG_CLAIM_IDLE_MS). Longer than
+    /// a put can take (PUT_DEADLINE), so a live replica keeps its batch.
+    pub claim_idle: Duration,
     /// The writer, when bookings are on (their `event_outbox`).
     pub db: Option<sqlx::MySqlPool>,
 }
@@ -197,9 +198,9 @@ impl Shipper {
             }
             let read = if own_pending {
                 read_group(&mut conn, &outbox, &self.replica, "0", None).await
-            } else if last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY) {
+            } else if last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY.min(self.claim_idle)) {
                 last_claim = Some(Instant::now());
-                claim(&mut conn, &outbox, &self.replica).await
+                claim(&mut conn, &outbox, &self.replica, self.claim_idle).await
             } else {
                 read_group(&mut conn, &outbox, &self.replica, ">", Some(BLOCK)).await
             };
@@ -435,12 +436,13 @@ async fn claim(
     conn: &mut Dedicated,
     outbox: &str,
     consumer: &str,
+    idle: Duration,
 ) -> Result<Vec<Entry>, StoreError> {
     let mut cmd = redis::cmd("XAUTOCLAIM");
     cmd.arg(outbox)
         .arg(SHIPPER_GROUP)
         .arg(consumer)
-        .arg(CLAIM_IDLE.as_millis() as u64)
+        .arg(idle.as_millis() as u64)
         .arg("0-0")
         .arg("COUNT")
         .arg(BATCH);

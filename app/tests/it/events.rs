@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::ShardIteratorType;
-use devstack::Moto;
+use devstack::{AwsProxy, AwsReply, Moto};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -20,9 +20,12 @@ use crate::support::*;
 
 const HASH_KEY: &str = "test-event-hash-key-0123456789";
 
-/// The moto server and one stream on it.
+/// The moto server and one stream on it, which the apps reach through a
+/// proxy that forwards one call at a time (moto's Kinesis loses records
+/// when two writes to one shard race; the real service does not).
 pub struct Log {
     pub moto: Moto,
+    proxy: AwsProxy,
     pub client: aws_sdk_kinesis::Client,
     pub stream: String,
     _dir: TempDir,
@@ -45,8 +48,11 @@ impl Log {
         let dir = tempfile::tempdir().unwrap();
         let moto = Moto::start(&moto_python(), dir.path()).expect("moto starts");
         let client = client_for(&moto.endpoint());
+        let upstream = format!("127.0.0.1:{}", moto.port).parse().unwrap();
+        let proxy = AwsProxy::start(upstream, |_| AwsReply::Forward).expect("proxy starts");
         let log = Log {
             moto,
+            proxy,
             client,
             stream: "admission-events".into(),
             _dir: dir,
@@ -70,7 +76,7 @@ impl Log {
         AppOptions::default()
             .with("KINESIS_STREAM", &self.stream)
             .with("EVENT_HASH_KEY", HASH_KEY)
-            .with("AWS_ENDPOINT_URL", &self.moto.endpoint())
+            .with("AWS_ENDPOINT_URL", &self.proxy.endpoint())
             .with("AWS_REGION", "eu-west-1")
             .with("AWS_ACCESS_KEY_ID", "testing")
             .with("AWS_SECRET_ACCESS_KEY", "testing")

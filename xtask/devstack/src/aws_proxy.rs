@@ -5,6 +5,18 @@
 //! forwarded or answered with the error the real service would send
 //! (status 400 and `{"__type": …, "message": …}`).
 //!
+//! A `PutRecords` call can also fail in part, as Kinesis does under load:
+//! the records the rule names are taken out of the request (moto never
+//! stores them), and the answer puts them back in place as failed
+//! (`ErrorCode`, `FailedRecordCount`), so the client must send exactly those
+//! again.
+//!
+//! Calls are forwarded one at a time: moto's Kinesis is not safe for
+//! concurrent writes (two PutRecords on one shard can draw the same
+//! sequence number, and the later record replaces the earlier), a race the
+//! real service does not have. Tests whose writers run concurrently send
+//! them through this proxy.
+//!
 //! One request per connection: every answer carries `Connection: close`,
 //! so the client never reuses a connection the proxy is done with. Every
 //! call is logged in order, with what the proxy did, for the test to check
@@ -43,6 +55,9 @@ pub enum AwsReply {
         error_type: String,
         message: String,
     },
+    /// For `PutRecords`: these records (by index in the request) fail with
+    /// `ProvisionedThroughputExceededException`; the others are forwarded.
+    FailRecords(Vec<usize>),
 }
 
 impl AwsReply {
@@ -70,6 +85,8 @@ struct Shared {
     rule: Box<Rule>,
     log: Mutex<Vec<Logged>>,
     stopping: AtomicBool,
+    /// Held while a call is forwarded (see the module's comment).
+    upstream_lock: Mutex<()>,
 }
 
 /// The proxy on `127.0.0.1:<free port>`; stops when dropped.
@@ -92,6 +109,7 @@ impl AwsProxy {
             rule: Box::new(rule),
             log: Mutex::default(),
             stopping: AtomicBool::new(false),
+            upstream_lock: Mutex::default(),
         });
         let listener = thread::Builder::new().name("aws-proxy".into()).spawn({
             let shared = Arc::clone(&shared);
@@ -264,20 +282,102 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             client.write_all(answer.as_bytes())?;
         }
         AwsReply::Forward => {
-            let mut upstream = TcpStream::connect_timeout(&shared.upstream, IO_TIMEOUT)?;
-            upstream.set_read_timeout(Some(IO_TIMEOUT))?;
-            upstream.write_all(&head.closing())?;
-            upstream.write_all(&body)?;
-            let mut answer = BufReader::new(upstream);
-            let response = read_head(&mut answer)?
-                .ok_or_else(|| io::Error::other("upstream closed without answering"))?;
-            let mut rest = Vec::new();
-            answer.take(MAX_BODY as u64).read_to_end(&mut rest)?;
+            let (response, rest) = forward(shared, &head, &body)?;
+            client.write_all(&response.closing())?;
+            client.write_all(&rest)?;
+        }
+        AwsReply::FailRecords(failed) => {
+            let (request, kept) = drop_records(&body, &failed)?;
+            let mut head = head;
+            set_header(&mut head, "Content-Length", &request.len().to_string());
+            let (mut response, rest) = forward(shared, &head, &request)?;
+            let rest = if response.start.contains(" 200 ") {
+                fail_records(&rest, &kept)?
+            } else {
+                rest
+            };
+            set_header(&mut response, "Content-Length", &rest.len().to_string());
             client.write_all(&response.closing())?;
             client.write_all(&rest)?;
         }
     }
     client.flush()
+}
+
+/// Sends a request upstream; returns the answer's head and body.
+fn forward(shared: &Shared, head: &Head, body: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+    let _one_at_a_time = shared
+        .upstream_lock
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut upstream = TcpStream::connect_timeout(&shared.upstream, IO_TIMEOUT)?;
+    upstream.set_read_timeout(Some(IO_TIMEOUT))?;
+    upstream.write_all(&head.closing())?;
+    upstream.write_all(body)?;
+    let mut answer = BufReader::new(upstream);
+    let response = read_head(&mut answer)?
+        .ok_or_else(|| io::Error::other("upstream closed without answering"))?;
+    let mut rest = Vec::new();
+    answer.take(MAX_BODY as u64).read_to_end(&mut rest)?;
+    Ok((response, rest))
+}
+
+fn set_header(head: &mut Head, name: &str, value: &str) {
+    head.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    head.headers.push((name.to_string(), value.to_string()));
+}
+
+/// A PutRecords request without the records at `failed`; and, for each
+/// record of the original request, whether it was kept.
+fn drop_records(body: &[u8], failed: &[usize]) -> io::Result<(Vec<u8>, Vec<bool>)> {
+    let mut request: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| io::Error::other(format!("PutRecords: {e}")))?;
+    let records = request
+        .get_mut("Records")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| io::Error::other("PutRecords without Records"))?;
+    let kept: Vec<bool> = (0..records.len()).map(|i| !failed.contains(&i)).collect();
+    let mut i = 0;
+    records.retain(|_| {
+        let keep = kept[i];
+        i += 1;
+        keep
+    });
+    Ok((request.to_string().into_bytes(), kept))
+}
+
+/// The answer to the whole request from the answer to the kept records:
+/// the dropped ones failed in place.
+fn fail_records(body: &[u8], kept: &[bool]) -> io::Result<Vec<u8>> {
+    let answer: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| io::Error::other(format!("PutRecords answer: {e}")))?;
+    let mut results = answer
+        .get("Records")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter();
+    let upstream_failed = answer
+        .get("FailedRecordCount")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let mut records = Vec::with_capacity(kept.len());
+    let mut failed = 0;
+    for &k in kept {
+        if k {
+            records.push(results.next().unwrap_or(serde_json::Value::Null));
+        } else {
+            failed += 1;
+            records.push(serde_json::json!({
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "Rate exceeded for shard shardId-000000000000 (injected by AwsProxy)",
+            }));
+        }
+    }
+    let mut out = answer;
+    out["Records"] = serde_json::Value::Array(records);
+    out["FailedRecordCount"] = serde_json::json!(upstream_failed + failed);
+    Ok(out.to_string().into_bytes())
 }
 
 /// A JSON string literal.
@@ -348,5 +448,31 @@ mod tests {
         assert_eq!(log[1].call.nth, 1);
         assert_eq!(log[1].call.body, "{\"a\":2}");
         assert_eq!(log[1].reply, AwsReply::Forward);
+    }
+
+    #[test]
+    fn a_partial_failure_drops_the_named_records_and_fails_them_in_place() {
+        let body =
+            br#"{"StreamName":"s","Records":[{"Data":"YQ=="},{"Data":"Yg=="},{"Data":"Yw=="}]}"#;
+        let (request, kept) = drop_records(body, &[1]).unwrap();
+        let request: serde_json::Value = serde_json::from_slice(&request).unwrap();
+        assert_eq!(
+            request["Records"],
+            serde_json::json!([{"Data":"YQ=="},{"Data":"Yw=="}])
+        );
+        assert_eq!(request["StreamName"], "s");
+        assert_eq!(kept, [true, false, true]);
+        let upstream = br#"{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"a"},{"SequenceNumber":"2","ShardId":"b"}]}"#;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&fail_records(upstream, &kept).unwrap()).unwrap();
+        assert_eq!(answer["FailedRecordCount"], 1);
+        let records = answer["Records"].as_array().unwrap();
+        assert_eq!(records[0]["SequenceNumber"], "1");
+        assert_eq!(
+            records[1]["ErrorCode"],
+            "ProvisionedThroughputExceededException"
+        );
+        assert!(records[1].get("SequenceNumber").is_none());
+        assert_eq!(records[2]["SequenceNumber"], "2");
     }
 }
