@@ -11,6 +11,7 @@
 mod audit;
 mod aws;
 mod commands;
+pub mod environment;
 mod progress;
 
 use std::process::ExitCode;
