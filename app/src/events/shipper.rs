@@ -20,7 +20,9 @@ use super::outbox::{autoclaim_reply, read_reply, Entry};
 use super::{Event, IdentityHasher, LogHealth};
 use crate::clock::{format_ms, now_ms};
 use crate::metrics::Metrics;
-use crate::queue::scripts::{outboxes_key, SHIPPER_GROUP};
+use crate::queue::scripts::{
+    outboxes_key, shipped_bookings_key, SHIPPED_BOOKINGS_KEEP_MS, SHIPPER_GROUP,
+};
 use crate::queue::{EventId, Queue};
 use crate::store::{reply, Dedicated, StoreError};
 
@@ -282,8 +284,10 @@ impl Shipper {
     }
 
     /// Ships `event_outbox` rows: claimed in a transaction (SKIP LOCKED, so
-    /// replicas take different rows), put, then deleted; a replica that
-    /// dies mid-way leaves its rows to the others.
+    /// replicas take different rows), put, remembered in Redis as shipped,
+    /// then deleted; a replica that dies mid-way leaves its rows to the
+    /// others. A row put whose deletion did not commit (the database
+    /// restarted) is found in Redis's memory and deleted without a copy.
     async fn ship_bookings(self: Arc<Self>, db: sqlx::MySqlPool, stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
@@ -313,18 +317,24 @@ impl Shipper {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut events = Vec::with_capacity(rows.len());
         let mut ids = Vec::with_capacity(rows.len());
         for r in &rows {
-            let id: i64 = r.try_get("id").map_err(|e| e.to_string())?;
-            ids.push(id);
-            if let Some(e) = booking_event(r, id) {
+            ids.push(r.try_get::<i64, _>("id").map_err(|e| e.to_string())?);
+        }
+        let shipped = self.shipped_bookings(&ids).await;
+        let mut events = Vec::with_capacity(rows.len());
+        for (r, id) in rows.iter().zip(&ids) {
+            if shipped.contains(id) {
+                continue;
+            }
+            if let Some(e) = booking_event(r, *id) {
                 events.push(e);
             }
         }
         if !self.put(&events).await {
             return Err("Kinesis did not take the booking events".into());
         }
+        self.remember_shipped(&ids, &shipped).await;
         let mut q =
             sqlx::QueryBuilder::<sqlx::MySql>::new("DELETE FROM event_outbox WHERE id IN (");
         let mut sep = q.separated(", ");
@@ -338,6 +348,54 @@ impl Shipper {
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
         Ok(ids.len())
+    }
+}
+
+impl Shipper {
+    /// Which of these rows were put already (a Redis error: none known, so
+    /// at worst a copy, never a loss).
+    async fn shipped_bookings(&self, ids: &[i64]) -> std::collections::HashSet<i64> {
+        let mut cmd = redis::cmd("ZMSCORE");
+        cmd.arg(shipped_bookings_key(self.queue.prefix()));
+        for id in ids {
+            cmd.arg(id);
+        }
+        match self.queue.store().query("ZMSCORE", &cmd).await {
+            Ok(redis::Value::Array(scores)) => ids
+                .iter()
+                .zip(scores)
+                .filter(|(_, s)| !matches!(s, redis::Value::Nil))
+                .map(|(id, _)| *id)
+                .collect(),
+            Ok(_) => Default::default(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read which booking events were shipped");
+                Default::default()
+            }
+        }
+    }
+
+    /// Remembers rows just put, and forgets those put long ago.
+    async fn remember_shipped(&self, ids: &[i64], known: &std::collections::HashSet<i64>) {
+        let key = shipped_bookings_key(self.queue.prefix());
+        let now = now_ms();
+        let mut add = redis::cmd("ZADD");
+        add.arg(&key);
+        let mut any = false;
+        for id in ids.iter().filter(|id| !known.contains(id)) {
+            add.arg(now).arg(id);
+            any = true;
+        }
+        if any {
+            if let Err(e) = self.queue.store().query("ZADD", &add).await {
+                tracing::warn!(error = %e, "cannot remember shipped booking events: a database restart now may ship them twice");
+            }
+        }
+        let mut trim = redis::cmd("ZREMRANGEBYSCORE");
+        trim.arg(&key)
+            .arg("-inf")
+            .arg(now - SHIPPED_BOOKINGS_KEEP_MS);
+        let _ = self.queue.store().query("ZREMRANGEBYSCORE", &trim).await;
     }
 }
 

@@ -117,6 +117,16 @@ pub fn outboxes_key(prefix: &str) -> String {
     format!("{prefix}wr:outboxes")
 }
 
+/// The `event_outbox` rows already put to Kinesis (member: the row id,
+/// score: when), kept for [`SHIPPED_BOOKINGS_KEEP_MS`]: a row whose
+/// deletion a database restart undid is deleted again, not shipped twice.
+pub fn shipped_bookings_key(prefix: &str) -> String {
+    format!("{prefix}wr:shipped_bookings")
+}
+
+/// How long a shipped booking row is remembered.
+pub const SHIPPED_BOOKINGS_KEEP_MS: i64 = 3_600_000;
+
 /// The consumer group of the shippers on every outbox.
 pub const SHIPPER_GROUP: &str = "shippers";
 

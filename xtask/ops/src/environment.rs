@@ -203,8 +203,7 @@ pub fn known(root: &Path) -> Vec<String> {
 /// The repository's root: the current directory or its nearest parent
 /// with an `environments/` directory.
 pub fn repository_root() -> Result<PathBuf, EnvironmentError> {
-    let here = std::env::current_dir()
-        .map_err(|_| EnvironmentError::NoRepository(".".into()))?;
+    let here = std::env::current_dir().map_err(|_| EnvironmentError::NoRepository(".".into()))?;
     here.ancestors()
         .find(|dir| dir.join(DIR).is_dir() && dir.join("Cargo.toml").is_file())
         .map(Path::to_path_buf)
@@ -236,11 +235,18 @@ mod tests {
     fn bad_names_typos_and_unknown_environments_are_clear_errors() {
         let err = Environment::load(&root(), "../etc").unwrap_err();
         assert!(matches!(err, EnvironmentError::BadName(_)), "{err}");
-        let err = Environment::load(&root(), "staging").unwrap_err().to_string();
-        assert!(err.contains("environments/staging.toml") && err.contains("dev"), "{err}");
+        let err = Environment::load(&root(), "staging")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environments/staging.toml") && err.contains("dev"),
+            "{err}"
+        );
         let dev = std::fs::read_to_string(root().join("environments/dev.toml")).unwrap();
         let typo = dev.replace("[alarms]\nemail", "[alarms]\nemial");
-        let err = Environment::parse(&typo, "dev.toml").unwrap_err().to_string();
+        let err = Environment::parse(&typo, "dev.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("emial"), "{err}");
     }
 }
