@@ -15,6 +15,13 @@ use crate::metrics::Metrics;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 1_000;
+/// Expired claims that no active hold owns.
+macro_rules! orphaned {
+    () => {
+        "expires_at <= NOW(3) AND NOT EXISTS \
+         (SELECT 1 FROM holds h WHERE h.id = seat_claims.hold_id AND h.status = 'active')"
+    };
+}
 
 impl Booking {
     /// One sweep; returns how many seats were freed. Each expired hold is
@@ -77,22 +84,31 @@ impl Booking {
             }
         }
         tx.commit().await?;
-        // Claims whose hold is no longer active (none are expected: a
-        // belt and braces for rows older than this sweep).
-        let events: Vec<String> = sqlx::query(
-            "SELECT DISTINCT event_id FROM seat_claims WHERE expires_at <= NOW(3) LIMIT 100",
-        )
+        // Expired claims whose hold is no longer active (none are
+        // expected: a belt and braces for rows older than this sweep). A
+        // claim of an active hold that expired since the select above is
+        // left to the next sweep, which marks the hold in the same
+        // transaction: a hold is never active without its seats.
+        let events: Vec<String> = sqlx::query(concat!(
+            "SELECT DISTINCT event_id FROM seat_claims WHERE ",
+            orphaned!(),
+            " LIMIT 100"
+        ))
         .fetch_all(&self.db.writer)
         .await?
         .iter()
         .filter_map(|r| r.try_get(0).ok())
         .collect();
         if !events.is_empty() {
-            freed += sqlx::query("DELETE FROM seat_claims WHERE expires_at <= NOW(3) LIMIT ?")
-                .bind(BATCH)
-                .execute(&self.db.writer)
-                .await?
-                .rows_affected();
+            freed += sqlx::query(concat!(
+                "DELETE FROM seat_claims WHERE ",
+                orphaned!(),
+                " LIMIT ?"
+            ))
+            .bind(BATCH)
+            .execute(&self.db.writer)
+            .await?
+            .rows_affected();
         }
         let mut changed: Vec<&str> = holds.iter().map(|(_, e, _)| e.as_str()).collect();
         changed.extend(events.iter().map(String::as_str));

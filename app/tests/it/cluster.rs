@@ -64,11 +64,11 @@ async fn five_thousand_joins_through_three_replicas_admit_exactly_capacity_in_jo
     let mut positions = HashMap::new();
     for task in tasks {
         let r = task.await.unwrap();
-        let ticket = r.body["ticket"].as_str().unwrap().to_string();
+        let ticket = || r.body["ticket"].as_str().unwrap().to_string();
         match r.status {
-            StatusCode::OK => admitted.push(ticket),
+            StatusCode::OK => admitted.push(ticket()),
             StatusCode::ACCEPTED => {
-                positions.insert(ticket, r.body["position"].as_u64().unwrap());
+                positions.insert(ticket(), r.body["position"].as_u64().unwrap());
             }
             other => panic!("unexpected {other}: {}", r.body),
         }
