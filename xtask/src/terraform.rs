@@ -9,6 +9,8 @@
 //!   every check skipped in code says why;
 //! - environments/<env>.toml and terraform/envs/<env>/terraform.tfvars name
 //!   the same things;
+//! - every `terraform init` of an environment that `docs/*.md` shows gives
+//!   the S3 backend what `versions.tf` leaves to init (`-backend-config`);
 //! - meanwhile, on another thread: a moto server (pinned in
 //!   `xtask/python/moto.txt`), `plan` and `apply` of terraform/tests/moto
 //!   against it, `check.py` asserting through moto's API what was created,
@@ -111,7 +113,7 @@ pub fn check(sh: &Shell) -> Result {
         let mut checkov_venv = Some(s.spawn(|| venv(&root, "checkov")));
 
         let mut created_locks = Vec::new();
-        let steps: [(&str, &mut dyn FnMut() -> Outcome<String>); 5] = [
+        let steps: [(&str, &mut dyn FnMut() -> Outcome<String>); 6] = [
             ("fmt", &mut || fmt(&tf)),
             ("init + validate", &mut || {
                 init_and_validate(&tf, &roots, &mut created_locks)
@@ -125,6 +127,7 @@ pub fn check(sh: &Shell) -> Result {
                 checkov(&root, venv?)
             }),
             ("environments", &mut || environments(&root)),
+            ("backend in docs", &mut || backend_in_docs(&root)),
         ];
         for (name, step) in steps {
             let at = Instant::now();
@@ -622,6 +625,136 @@ fn environments(root: &Path) -> Outcome<String> {
     }
 }
 
+/// What an S3 backend needs, and where the environments' `versions.tf`
+/// lives (dev's; prod links to it).
+const S3_BACKEND_KEYS: &[&str] = &["bucket", "key", "region"];
+const ENV_VERSIONS_TF: &str = "terraform/envs/dev/versions.tf";
+
+/// Every `terraform init` in `docs/*.md` that initialises an environment
+/// (not `-backend=false`) passes `-backend-config` for each S3 setting the
+/// backend block leaves out (a partial configuration): otherwise init stops
+/// and asks for the bucket.
+fn backend_in_docs(root: &Path) -> Outcome<String> {
+    let versions = std::fs::read_to_string(root.join(ENV_VERSIONS_TF))
+        .map_err(|e| format!("{ENV_VERSIONS_TF}: {e}"))?;
+    let given = backend_block_keys(&versions)
+        .ok_or_else(|| format!("{ENV_VERSIONS_TF} has no backend \"s3\" block"))?;
+    let needed: Vec<&str> = S3_BACKEND_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !given.iter().any(|g| g == k))
+        .collect();
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .map_err(|e| format!("docs/: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    let mut inits = 0;
+    let mut errors = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+        let rel = doc.strip_prefix(root).unwrap_or(doc).display().to_string();
+        for command in shell_commands(&text) {
+            if !is_backend_init(&command) {
+                continue;
+            }
+            inits += 1;
+            let missing = backend_configs_missing(&command, &needed);
+            if !missing.is_empty() {
+                errors.push(format!(
+                    "{rel}: `{command}` lacks -backend-config for {} ({ENV_VERSIONS_TF} leaves {} to init)",
+                    missing.join(", "),
+                    needed.join(", ")
+                ));
+            }
+        }
+    }
+    if inits == 0 {
+        errors.push("no doc shows how to `terraform init` an environment".into());
+    }
+    if errors.is_empty() {
+        Ok(format!(
+            "{inits} `terraform init` in docs/ give {}",
+            needed.join(" and ")
+        ))
+    } else {
+        Err(errors.join("\n  "))
+    }
+}
+
+/// Which of `needed` a `terraform init` command line does not pass as
+/// `-backend-config=<key>=…`.
+fn backend_configs_missing<'a>(command: &str, needed: &[&'a str]) -> Vec<&'a str> {
+    needed
+        .iter()
+        .copied()
+        .filter(|k| {
+            !command.contains(&format!("-backend-config={k}="))
+                && !command.contains(&format!("-backend-config=\"{k}="))
+        })
+        .collect()
+}
+
+/// The settings written inside `backend "s3" { ... }`.
+fn backend_block_keys(text: &str) -> Option<Vec<String>> {
+    let start = text.find("backend \"s3\"")?;
+    let body = &text[start..];
+    let open = body.find('{')?;
+    let close = body[open..].find('}')? + open;
+    Some(
+        body[open + 1..close]
+            .lines()
+            .map(strip_comment)
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+    )
+}
+
+/// Shell commands in a Markdown text's code blocks, continuation lines
+/// (`\` at the end) joined into one.
+fn shell_commands(text: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_code = false;
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            current.clear();
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let line = line.trim();
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head.trim_end());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    commands
+}
+
+/// `terraform [-chdir=…] init …` with a backend (not `-backend=false`).
+fn is_backend_init(command: &str) -> bool {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let Some(tf) = words.iter().position(|w| *w == "terraform") else {
+        return false;
+    };
+    let rest = &words[tf + 1..];
+    let sub = rest.iter().find(|w| !w.starts_with('-'));
+    sub == Some(&"init") && !rest.contains(&"-backend=false")
+}
+
 /// A value on the right of `key = …`: the kinds these files compare.
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
@@ -1032,6 +1165,49 @@ vpn = {
 node_max_size       = 4
 deletion_protection = false
 "#;
+
+    #[test]
+    fn backend_keys_are_read_from_the_s3_block() {
+        let text =
+            "terraform {\n  backend \"s3\" {\n    key = \"a\" # c\n    encrypt = true\n  }\n}\n";
+        assert_eq!(backend_block_keys(text).unwrap(), ["key", "encrypt"]);
+        assert!(backend_block_keys("terraform {}").is_none());
+    }
+
+    #[test]
+    fn docs_inits_are_found_across_continuation_lines() {
+        let md = "text terraform init\n```sh\nterraform -chdir=terraform/envs/dev init \\\n  -backend-config=bucket=b \\\n  -backend-config=\"region=r\"\nterraform plan\n```\n";
+        let commands = shell_commands(md);
+        assert_eq!(
+            commands[0],
+            "terraform -chdir=terraform/envs/dev init -backend-config=bucket=b -backend-config=\"region=r\""
+        );
+        assert!(is_backend_init(&commands[0]));
+        assert!(!is_backend_init(&commands[1]));
+        assert!(!is_backend_init("terraform init -backend=false"));
+        assert!(!is_backend_init("echo init"));
+    }
+
+    /// The docs as committed pass, and a bare init would not.
+    #[test]
+    fn docs_give_the_backend_its_bucket_and_region() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        backend_in_docs(&root).unwrap();
+        let bare = "```sh\nterraform -chdir=terraform/envs/dev init\n```\n";
+        let command = &shell_commands(bare)[0];
+        assert!(is_backend_init(command));
+        assert_eq!(
+            backend_configs_missing(command, &["bucket", "region"]),
+            ["bucket", "region"]
+        );
+        assert_eq!(
+            backend_configs_missing(
+                "terraform init -backend-config=\"bucket=b\" -backend-config=region=r",
+                &["bucket", "region"]
+            ),
+            Vec::<&str>::new()
+        );
+    }
 
     #[test]
     fn toml_keys_are_prefixed_by_their_section() {
