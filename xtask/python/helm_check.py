@@ -83,6 +83,39 @@ def find(docs, kind, name=None):
     return [d for _, d in docs if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name)]
 
 
+# ---------------------------------------------------------------- the clusters' Kubernetes version
+
+TFVARS = "terraform/envs/{env}/terraform.tfvars"
+
+
+def kube_version_of(env):
+    """The minor version an environment's EKS cluster runs (its tfvars'
+    kubernetes_version), as the x.y.0 the schemas and `helm lint` take."""
+    path = TFVARS.format(env=env)
+    with open(path) as f:
+        m = re.search(r'^\s*kubernetes_version\s*=\s*"(\d+)\.(\d+)"', f.read(), re.M)
+    if not m:
+        raise SystemExit(f"helm_check: {path} sets no kubernetes_version = \"1.NN\"")
+    version = f"{m.group(1)}.{m.group(2)}.0"
+    try:
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe"}},
+                                     version, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        raise SystemExit(f"helm_check: kubernetes-validate has no schemas for Kubernetes {version} ({path}): "
+                         "raise its pin in xtask/python/helm.txt")
+    return version
+
+
+def check_autoscaler_version(env, kube_version):
+    """The Cluster Autoscaler's minor version must be the cluster's."""
+    path = f"helm/addons/cluster-autoscaler/values-{env}.yaml"
+    tag = str(load_yaml(path).get("image", {}).get("tag", ""))
+    minor = ".".join(kube_version.split(".")[:2])
+    if not re.match(rf"^v{re.escape(minor)}\.\d+$", tag):
+        fail(path, f"image.tag {tag!r} is not a Cluster Autoscaler v{minor}.x, the minor of the cluster "
+                   f"({TFVARS.format(env=env)} kubernetes_version)")
+
+
 # ---------------------------------------------------------------- custom resources
 
 def _obj(props, required=(), extra=False):
@@ -581,14 +614,15 @@ def check_pdb_rule(chart, base, ns, release):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
-    p.add_argument("--kube-version", required=True)
     p.add_argument("--app-env", required=True, help="comma-separated env var names of app/src/config.rs")
     args = p.parse_args()
     app_env = [n for n in args.app_env.split(",") if n]
     os.makedirs(args.out, exist_ok=True)
 
     chart = helm_python.Chart.load(CHART)
-    step(f"helm {helm_python.helm_sdk_version()}: chart {chart.name}-{chart.version}, Kubernetes {args.kube_version}")
+    kube = {env: kube_version_of(env) for env in ENVS}
+    step(f"helm {helm_python.helm_sdk_version()}: chart {chart.name}-{chart.version}, Kubernetes "
+         + ", ".join(f"{v} ({env})" for env, v in kube.items()) + " as terraform/envs/<env> runs it")
     envs = {env: tomllib.load(open(f"environments/{env}.toml", "rb")) for env in ENVS}
     sets = {}
     for env in ENVS:
@@ -598,7 +632,7 @@ def main():
 
     for name, (env, values) in sets.items():
         k = envs[env]["kubernetes"]
-        report = helm_python.lint(CHART, values, namespace=k["namespace"], kube_version=f"v{args.kube_version}")
+        report = helm_python.lint(CHART, values, namespace=k["namespace"], kube_version=f"v{kube[env]}")
         for m in report["messages"]:
             if m["severity"] >= 2:
                 fail(f"helm lint ({name})", f"{m['path']}: {m['error'].strip()}")
@@ -611,7 +645,7 @@ def main():
         out_dir = os.path.join(args.out, name)
         write_set(out_dir, docs)
         for template, doc in docs:
-            validate_manifest(f"{name}: {template} {doc['kind']}/{doc['metadata']['name']}", doc, args.kube_version)
+            validate_manifest(f"{name}: {template} {doc['kind']}/{doc['metadata']['name']}", doc, kube[env])
         exprs = write_promql(out_dir, docs)
         write_bootstrap(out_dir, docs, name)
         kinds = sorted({d["kind"] for _, d in docs})
@@ -632,8 +666,9 @@ def main():
         step("PodDisruptionBudget only with more than one replica; never both HPA and ScaledObject")
     for env in ENVS:
         check_addons(env, envs[env])
+        check_autoscaler_version(env, kube[env])
         before = len(failures)
-        n = check_argocd(env, envs[env], args.kube_version)
+        n = check_argocd(env, envs[env], kube[env])
         if len(failures) == before:
             step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
 
