@@ -429,10 +429,35 @@ def check_environment(env, t, values, docs, app_env):
         if a.get("alb.ingress.kubernetes.io/target-type") != "ip":
             fail(where, "the Ingress must use target-type ip")
 
+    check_database_tls(where, docs)
+
     hpas = find(docs, "HorizontalPodAutoscaler")
     pdbs = find(docs, "PodDisruptionBudget")
     if hpas and hpas[0]["spec"]["minReplicas"] > 1 and not pdbs:
         fail(where, "more than one replica runs but no PodDisruptionBudget was rendered")
+
+
+DB_TLS = re.compile(r"[?&]ssl-mode=(REQUIRED|VERIFY_CA|VERIFY_IDENTITY)(&|$)", re.I)
+
+
+def check_database_tls(where, docs):
+    """Every database URL the chart writes (ExternalSecret templates) requires TLS."""
+    for es in find(docs, "ExternalSecret"):
+        url = es["spec"]["target"].get("template", {}).get("data", {}).get("url")
+        if url is not None and not DB_TLS.search(url):
+            fail(where, f"ExternalSecret {es['metadata']['name']}: url {url!r} does not require TLS (ssl-mode=REQUIRED)")
+
+
+def check_docs_database_tls():
+    """The database URLs docs/deploy.md tells operators to store require TLS."""
+    path = "docs/deploy.md"
+    urls = [line.strip() for line in open(path) if "mysql://" in line]
+    if not urls:
+        fail(path, "shows no mysql:// URL for the database Secrets")
+    for line in urls:
+        if not DB_TLS.search(line.split("mysql://", 1)[1].rstrip('")\'')):
+            fail(path, f"a database URL without ssl-mode=REQUIRED: {line}")
+    return len(urls)
 
 
 def check_addons(env, t):
@@ -655,6 +680,12 @@ def main():
             if values.get("eventLog", {}).get("alerts"):
                 fail(name, "eventLog.alerts is on, but the app does not export the event log's metrics yet")
 
+    check_database_tls("all-features", docs_of(render(chart, sets["all-features"][1], envs["dev"]["kubernetes"]["namespace"],
+                                                       envs["dev"]["kubernetes"]["release"])))
+    before = len(failures)
+    n = check_docs_database_tls()
+    if len(failures) == before:
+        step(f"database URLs require TLS: the ExternalSecrets' and {n} in docs/deploy.md")
     base_env = envs["dev"]["kubernetes"]
     before = len(failures)
     check_negative(chart, sets["dev"][1], base_env["namespace"], base_env["release"])
