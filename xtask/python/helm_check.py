@@ -83,6 +83,62 @@ def find(docs, kind, name=None):
     return [d for _, d in docs if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name)]
 
 
+# ---------------------------------------------------------------- placeholders
+
+# What exists only after the first `terraform apply` (endpoints, the
+# certificate, the VPC) is committed with `xxxx` in it until then
+# (docs/deploy.md, step 4).
+PLACEHOLDER = "xxxxxx"
+
+
+def placeholders(obj, path=""):
+    """Paths of the values that hold a placeholder (a list's index dropped)."""
+    found = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found += placeholders(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(obj, list):
+        for value in obj:
+            found += placeholders(value, path)
+    elif isinstance(obj, str) and PLACEHOLDER in obj:
+        found.append(path)
+    return sorted(set(found))
+
+
+def filled(obj):
+    """The values as they will be once set: each run of x a run of 0, so
+    that every other check sees well-formed names."""
+    if isinstance(obj, dict):
+        return {k: filled(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [filled(v) for v in obj]
+    if isinstance(obj, str) and PLACEHOLDER in obj:
+        return re.sub(r"x{4,}", lambda m: "0" * len(m.group()), obj)
+    return obj
+
+
+def check_placeholders_refused(chart, env, raw, namespace, release):
+    """The chart refuses to render its values while they hold placeholders,
+    naming each; and they are the only reason it refuses."""
+    pending = placeholders(raw)
+    where = f"{CHART}/values-{env}.yaml"
+    try:
+        render(chart, raw, namespace, release)
+        if pending:
+            fail(where, f"rendered although {', '.join(pending)} still hold placeholders")
+    except helm_python.HelmError as e:
+        message = str(e)
+        if not pending:
+            fail(where, f"does not render: {message.strip()[:300]}")
+        elif "placeholders left from before the first terraform apply" not in message:
+            fail(where, f"failed to render, but not on its placeholders: {message.strip()[:300]}")
+        else:
+            for path in pending:
+                if path not in message:
+                    fail(where, f"{path} holds a placeholder the chart does not refuse")
+    return pending
+
+
 # ---------------------------------------------------------------- the clusters' Kubernetes version
 
 TFVARS = "terraform/envs/{env}/terraform.tfvars"
@@ -471,14 +527,26 @@ def check_addons(env, t):
         if got != want:
             fail(f"{d}/{addon}/values-{env}.yaml", f"{what} is {got!r}, expected {want!r}")
 
-    lbc = load_yaml(f"{d}/aws-load-balancer-controller/values-{env}.yaml")
+    pending = []
+
+    def load(addon):
+        raw = load_yaml(f"{d}/{addon}/values-{env}.yaml")
+        pending.extend(f"{addon} {p}" for p in placeholders(raw))
+        return filled(raw)
+
+    lbc = load("aws-load-balancer-controller")
     expect("aws-load-balancer-controller", lbc.get("clusterName"), k["cluster"], "clusterName")
     expect("aws-load-balancer-controller", lbc.get("region"), aws["region"], "region")
+    # Pods cannot reach the node's instance metadata (one hop), so the
+    # controller cannot discover the VPC: it must be given.
+    if not re.match(r"^vpc-[0-9a-f]{8,17}$", str(lbc.get("vpcId", ""))):
+        fail(f"{d}/aws-load-balancer-controller/values-{env}.yaml",
+             f"vpcId {lbc.get('vpcId')!r} is not a VPC id (terraform output vpc_id)")
     expect("aws-load-balancer-controller", lbc["serviceAccount"]["name"], "aws-load-balancer-controller", "serviceAccount.name")
     expect("aws-load-balancer-controller", lbc["serviceAccount"]["annotations"].get("eks.amazonaws.com/role-arn"),
            role(ad["lb_controller_role_name"]), "the IRSA role")
 
-    dns = load_yaml(f"{d}/external-dns/values-{env}.yaml")
+    dns = load("external-dns")
     expect("external-dns", dns.get("txtOwnerId"), k["cluster"], "txtOwnerId")
     expect("external-dns", dns.get("domainFilters"), [t["ingress"]["zone"]], "domainFilters")
     expect("external-dns", {e["name"]: e["value"] for e in dns.get("env", [])}.get("AWS_DEFAULT_REGION"),
@@ -489,18 +557,22 @@ def check_addons(env, t):
 
     if ad["node_autoscaler"] != "cluster-autoscaler":
         fail(f"environments/{env}.toml", f"[kubernetes.addons].node_autoscaler {ad['node_autoscaler']!r} has no values here")
-    ca = load_yaml(f"{d}/cluster-autoscaler/values-{env}.yaml")
+    ca = load("cluster-autoscaler")
     expect("cluster-autoscaler", ca.get("autoDiscovery", {}).get("clusterName"), k["cluster"], "autoDiscovery.clusterName")
     expect("cluster-autoscaler", ca.get("awsRegion"), aws["region"], "awsRegion")
     expect("cluster-autoscaler", ca["rbac"]["serviceAccount"]["name"], "cluster-autoscaler", "rbac.serviceAccount.name")
     expect("cluster-autoscaler", ca["rbac"]["serviceAccount"]["annotations"].get("eks.amazonaws.com/role-arn"),
            role(ad["node_autoscaler_role_name"]), "the IRSA role")
 
-    kps = load_yaml(f"{d}/kube-prometheus-stack/values-{env}.yaml")
+    kps = load("kube-prometheus-stack")
     expect("kube-prometheus-stack", kps["prometheus"]["prometheusSpec"]["externalLabels"].get("cluster"), k["cluster"],
            "prometheus externalLabels.cluster")
     if ad["namespace"] != "kube-system":
         fail(f"environments/{env}.toml", "[kubernetes.addons].namespace must be kube-system, where the Applications install them")
+    for addon in sorted(os.listdir(d)):
+        if addon not in ("aws-load-balancer-controller", "external-dns", "cluster-autoscaler", "kube-prometheus-stack"):
+            load(addon)
+    return pending
 
 
 def check_argocd(env, t, kube_version):
@@ -650,10 +722,14 @@ def main():
          + ", ".join(f"{v} ({env})" for env, v in kube.items()) + " as terraform/envs/<env> runs it")
     envs = {env: tomllib.load(open(f"environments/{env}.toml", "rb")) for env in ENVS}
     sets = {}
+    pending = {}
     for env in ENVS:
-        values = load_yaml(f"{CHART}/values-{env}.yaml")
-        sets[env] = (env, values)
-    sets["all-features"] = ("dev", merge(load_yaml(f"{CHART}/values-dev.yaml"), load_yaml(f"{CHART}/{ALL_FEATURES}")))
+        raw = load_yaml(f"{CHART}/values-{env}.yaml")
+        k = envs[env]["kubernetes"]
+        pending[env] = check_placeholders_refused(chart, env, raw, k["namespace"], k["release"])
+        # Every other check sees the values as they will be once set.
+        sets[env] = (env, filled(raw))
+    sets["all-features"] = ("dev", merge(sets["dev"][1], load_yaml(f"{CHART}/{ALL_FEATURES}")))
 
     for name, (env, values) in sets.items():
         k = envs[env]["kubernetes"]
@@ -696,12 +772,19 @@ def main():
     if len(failures) == before:
         step("PodDisruptionBudget only with more than one replica; never both HPA and ScaledObject")
     for env in ENVS:
-        check_addons(env, envs[env])
+        pending[env] += check_addons(env, envs[env])
         check_autoscaler_version(env, kube[env])
         before = len(failures)
         n = check_argocd(env, envs[env], kube[env])
         if len(failures) == before:
             step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
+
+    for env in ENVS:
+        if pending[env]:
+            step(f"{env}: {len(pending[env])} values wait for the first terraform apply (docs/deploy.md, step 4), "
+                 f"and the chart refuses to render its own until they are set: {', '.join(pending[env])}")
+        else:
+            step(f"{env}: no placeholders left")
 
     if failures:
         print(f"helm_check: {len(failures)} problem(s)", file=sys.stderr)

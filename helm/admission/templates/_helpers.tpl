@@ -146,6 +146,26 @@ fails with the reason.
 {{- end }}
 {{- $_ := set $kids .kid true }}
 {{- end }}
+{{- /* What only exists after the first `terraform apply` is committed with
+`xxxx` in it (docs/deploy.md, step 4): never render it into a cluster. */}}
+{{- $pending := list }}
+{{- range .Values.redis.clusterNodes }}
+{{- if contains "xxxxxx" . }}
+{{- $pending = append $pending "redis.clusterNodes (terraform output cache_endpoint)" }}
+{{- end }}
+{{- end }}
+{{- if contains "xxxxxx" .Values.database.host }}
+{{- $pending = append $pending "database.host (terraform output aurora_writer_endpoint)" }}
+{{- end }}
+{{- if contains "xxxxxx" .Values.database.readerHost }}
+{{- $pending = append $pending "database.readerHost (terraform output aurora_reader_endpoint)" }}
+{{- end }}
+{{- if contains "xxxxxx" .Values.ingress.certificateArn }}
+{{- $pending = append $pending "ingress.certificateArn (terraform output certificate_arn)" }}
+{{- end }}
+{{- if $pending }}
+{{- fail (printf "placeholders left from before the first terraform apply: %s; set them as docs/deploy.md (step 4) says" (join ", " $pending)) }}
+{{- end }}
 {{- end }}
 
 {{/*
