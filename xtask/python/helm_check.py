@@ -487,10 +487,57 @@ def check_environment(env, t, values, docs, app_env):
 
     check_database_tls(where, docs)
 
+    check_hooks(where, values, docs)
+
     hpas = find(docs, "HorizontalPodAutoscaler")
+    if len(hpas) != 1:
+        fail(where, f"expected one HorizontalPodAutoscaler, found {len(hpas)}")
+    else:
+        spec = hpas[0]["spec"]
+        want = HPA_BOUNDS[env]
+        if (spec["minReplicas"], spec["maxReplicas"]) != want:
+            fail(where, f"the HPA scales {spec['minReplicas']}-{spec['maxReplicas']}, expected {want[0]}-{want[1]} as the seeds ran")
+        targets = {m["resource"]["name"]: m["resource"]["target"].get("averageUtilization")
+                   for m in spec.get("metrics", []) if m.get("type") == "Resource"}
+        if targets != {"cpu": 60, "memory": 75}:
+            fail(where, f"the HPA targets {targets}, expected cpu 60% and memory 75%")
+        if spec["scaleTargetRef"].get("name") != deployments[0]["metadata"]["name"]:
+            fail(where, "the HPA does not scale the Deployment")
     pdbs = find(docs, "PodDisruptionBudget")
     if hpas and hpas[0]["spec"]["minReplicas"] > 1 and not pdbs:
         fail(where, "more than one replica runs but no PodDisruptionBudget was rendered")
+
+
+# Replicas the HPA keeps, as the seeds ran them.
+HPA_BOUNDS = {"dev": (2, 10), "prod": (4, 100)}
+
+
+def check_hooks(where, values, docs):
+    """The database Jobs run before each sync (ArgoCD PreSync, Helm
+    pre-install/pre-upgrade), the bootstrap first, as the master user; the
+    migration as the migrator, running `admission migrate`."""
+    jobs = {d["metadata"]["name"]: d for d in find(docs, "Job")}
+    secrets = values["database"]["secrets"]
+    weights = {}
+    for suffix, secret in (("-db-bootstrap", secrets["master"]), ("-migrate", secrets["migrator"])):
+        job = next((j for n, j in jobs.items() if n.endswith(suffix)), None)
+        if job is None:
+            fail(where, f"no *{suffix} Job rendered (names: {sorted(jobs)})")
+            continue
+        a = job["metadata"].get("annotations", {})
+        if a.get("argocd.argoproj.io/hook") != "PreSync" or \
+                set(a.get("helm.sh/hook", "").split(",")) != {"pre-install", "pre-upgrade"}:
+            fail(where, f"Job {job['metadata']['name']} is not an ArgoCD PreSync and Helm pre-install,pre-upgrade hook")
+        weights[suffix] = int(a.get("argocd.argoproj.io/sync-wave", "0"))
+        c = job["spec"]["template"]["spec"]["containers"][0]
+        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+        if suffix == "-migrate":
+            if refs != {secret} or c.get("args") != ["migrate"]:
+                fail(where, f"the migration Job must run `admission migrate` with the migrator's Secret {secret} alone (reads {refs})")
+        elif secret not in refs:
+            fail(where, f"the bootstrap Job does not read the master's Secret {secret}")
+    if len(weights) == 2 and not weights["-db-bootstrap"] < weights["-migrate"]:
+        fail(where, "the bootstrap Job must run before the migration Job (a lower sync wave)")
 
 
 DB_TLS = re.compile(r"[?&]ssl-mode=(REQUIRED|VERIFY_CA|VERIFY_IDENTITY)(&|$)", re.I)
@@ -656,6 +703,127 @@ def check_argocd(env, t, kube_version):
     return len(apps)
 
 
+# ---------------------------------------------------------------- GitLab CI, structurally
+
+CI_STAGES = ["lint", "test", "build", "deploy", "notify"]
+# Top-level keys of a CI file that are not jobs.
+CI_KEYWORDS = {"stages", "include", "workflow", "variables", "default", "image", "services", "cache",
+               "before_script", "after_script"}
+# What CI may run itself instead of through `cargo xtask`: the tools the
+# issue names (cargo-deny, cargo-llvm-cov, curl) and the ops binary's build.
+CI_DIRECT = [r"^cargo install cargo-(deny|llvm-cov) --locked --version ", r"^cargo deny ", r"^cargo llvm-cov ",
+             r"^cargo build --release --locked -p ops$"]
+# What only xtask may run: a job calling these directly would drift from
+# what people run.
+CI_FORBIDDEN = re.compile(r"(^|[;&|]\s*)(cargo (test|clippy|fmt|run)|helm |kubectl |terraform |docker (build|push)|argocd |checkov )")
+
+
+def ci_script(job):
+    lines = []
+    for key in ("before_script", "script"):
+        stack = list(job.get(key, []))
+        while stack:
+            item = stack.pop(0)
+            if isinstance(item, list):
+                stack[0:0] = item
+            else:
+                lines.extend(line.strip() for line in str(item).splitlines() if line.strip())
+    return lines
+
+
+def check_gitlab_ci():
+    """The pipeline's shape: stages, includes, rules, xtask calls, manual
+    promotion, notifications, the cargo cache."""
+    where = ".gitlab-ci.yml"
+    root = load_yaml(where)
+    files = sorted(f"gitlab-ci/{f}" for f in os.listdir("gitlab-ci") if f.endswith(".yml"))
+    if root.get("stages") != CI_STAGES:
+        fail(where, f"stages are {root.get('stages')}, expected {CI_STAGES}")
+    includes = [i.get("local") if isinstance(i, dict) else i for i in root.get("include", [])]
+    for f in files:
+        if not any(inc == f or (inc and re.fullmatch(inc.replace(".", r"\.").replace("*", "[^/]*"), f)) for inc in includes):
+            fail(where, f"{f} is not included")
+    wf = " ".join(str(r.get("if", "")) for r in root.get("workflow", {}).get("rules", []))
+    for need in ('$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "$CI_COMMIT_TAG"):
+        if need not in wf:
+            fail(where, f"workflow rules run no pipeline for {need}")
+
+    defs = {k: v for k, v in root.items() if k not in CI_KEYWORDS}
+    for f in files:
+        for k, v in load_yaml(f).items():
+            if k in CI_KEYWORDS:
+                fail(f, f"sets the global `{k}`: only .gitlab-ci.yml may")
+            elif k in defs:
+                fail(f, f"defines {k} again")
+            else:
+                defs[k] = v
+
+    def resolved(name, seen=()):
+        job = defs[name]
+        ext = job.get("extends", [])
+        out = {}
+        for parent in [ext] if isinstance(ext, str) else ext:
+            if parent in seen or parent not in defs:
+                fail("gitlab-ci", f"{name} extends unknown or cyclic {parent}")
+                continue
+            out = merge(out, resolved(parent, seen + (name,)))
+        return merge(out, {k: v for k, v in job.items() if k != "extends"})
+
+    jobs = {n: resolved(n) for n in defs if not n.startswith(".")}
+    xtask_calls = []
+    for name, job in sorted(jobs.items()):
+        if job.get("stage") not in CI_STAGES:
+            fail("gitlab-ci", f"{name}: stage {job.get('stage')!r} is not one of {CI_STAGES}")
+        script = ci_script(job)
+        for line in script:
+            if CI_FORBIDDEN.search(line):
+                fail("gitlab-ci", f"{name}: `{line}` does directly what a `cargo xtask` command does")
+            elif line.startswith("cargo ") and not line.startswith("cargo xtask ") and \
+                    not any(re.match(r, line) for r in CI_DIRECT):
+                fail("gitlab-ci", f"{name}: `{line}` is neither `cargo xtask ...` nor a tool CI runs itself")
+            if line.startswith("cargo xtask "):
+                xtask_calls.append((name, line))
+        if any(l.startswith("cargo ") for l in script):
+            keys = [c.get("key", {}) for c in (job.get("cache") or [])]
+            if not any(isinstance(k, dict) and "Cargo.lock" in k.get("files", []) for k in keys):
+                fail("gitlab-ci", f"{name} runs cargo without the cargo cache keyed on Cargo.lock")
+
+    def jobs_running(prefix):
+        return [n for n, line in xtask_calls if line.startswith(prefix)]
+
+    for prefix in ("cargo xtask test", "cargo xtask build", "cargo xtask deploy dev",
+                   "cargo xtask promote --from dev --to prod", "cargo xtask rollback --env prod"):
+        if not jobs_running(prefix):
+            fail("gitlab-ci", f"no job runs `{prefix}`")
+    for name in jobs_running("cargo xtask deploy dev"):
+        job = jobs[name]
+        rules = job.get("rules", [])
+        if job.get("environment", {}).get("name") != "dev" or \
+                [r.get("if") for r in rules] != ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"] or \
+                any(r.get("when") == "manual" for r in rules):
+            fail("gitlab-ci", f"{name}: deploy dev runs by itself on main only, in environment dev")
+    for name in jobs_running("cargo xtask promote") + jobs_running("cargo xtask rollback --env prod"):
+        job = jobs[name]
+        rules = [r for r in job.get("rules", []) if r.get("when") != "never"]
+        if job.get("environment", {}).get("name") != "prod" or not rules or \
+                any(r.get("when") != "manual" for r in rules):
+            fail("gitlab-ci", f"{name}: promotion and rollback of prod are manual jobs in environment prod")
+    notify = {n: j for n, j in jobs.items() if j.get("stage") == "notify"}
+    whens = {r.get("when") for j in notify.values() for r in j.get("rules", [])}
+    if not {"on_success", "on_failure"} <= whens:
+        fail("gitlab-ci", "the notify stage must send a message on success and on failure")
+    for name, job in notify.items():
+        text = " ".join(ci_script(job))
+        if "curl" not in text or "$NOTIFY_WEBHOOK_URL" not in text:
+            fail("gitlab-ci", f"{name}: the message goes by curl to $NOTIFY_WEBHOOK_URL (a CI variable)")
+    cov = [n for n, j in jobs.items() if any(l.startswith("cargo llvm-cov ") for l in ci_script(j))]
+    if not cov or not all(jobs[n].get("artifacts", {}).get("reports", {}).get("coverage_report") for n in cov):
+        fail("gitlab-ci", "no coverage job (cargo-llvm-cov) publishing a coverage_report")
+    if not [n for n, j in jobs.items() if any(l.startswith("cargo deny ") and "advisories" in l for l in ci_script(j))]:
+        fail("gitlab-ci", "no cargo-deny job checking advisories")
+    return len(jobs)
+
+
 # ---------------------------------------------------------------- schema and behaviour cases
 
 # (what, overlay, text the error must contain): each must fail to render.
@@ -779,6 +947,11 @@ def main():
         if len(failures) == before:
             step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
 
+    before = len(failures)
+    n = check_gitlab_ci()
+    if len(failures) == before:
+        step(f"GitLab CI: {n} jobs in stages {', '.join(CI_STAGES)}; xtask for what xtask does; deploy dev on main, "
+             "prod promotion and rollback manual; notify on success and failure; cargo cache")
     for env in ENVS:
         if pending[env]:
             step(f"{env}: {len(pending[env])} values wait for the first terraform apply (docs/deploy.md, step 4), "
