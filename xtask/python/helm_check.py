@@ -703,6 +703,48 @@ def check_argocd(env, t, kube_version):
     return len(apps)
 
 
+# ---------------------------------------------------------------- values.yaml's comments
+
+def undocumented_values(text):
+    """Keys of values.yaml that set a value without a comment right above
+    them, unless an enclosing key's comment (`# -- ...`) documents the
+    whole block (e.g. a security context)."""
+    stack = []  # (indent, key, documents its whole block)
+    missing = []
+    comment = None
+    for n, line in enumerate(text.split("\n"), 1):
+        s = line.strip()
+        if not s:
+            comment = None
+            continue
+        if s.startswith("#"):
+            comment = s
+            continue
+        m = re.match(r"^( *)([A-Za-z0-9_.-]+):(.*)$", line)
+        if not m:  # list items and continuation lines
+            comment = None
+            continue
+        indent, key, rest = len(m.group(1)), m.group(2), m.group(3).strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        covered = any(block for _, _, block in stack)
+        if comment is None and not covered and rest and not rest.startswith("#"):
+            missing.append(f"line {n}: {'.'.join([k for _, k, _ in stack] + [key])}")
+        stack.append((indent, key, comment is not None and comment.startswith("# --")))
+        comment = None
+    return missing
+
+
+def check_values_comments():
+    path = f"{CHART}/values.yaml"
+    missing = undocumented_values(open(path).read())
+    for m in missing:
+        fail(path, f"{m} has no comment")
+    # The rule itself: a value without a comment is caught.
+    if undocumented_values("# Block.\na:\n  # -- B.\n  b: 1\n  c: 2\n") != ["line 5: a.c"]:
+        fail("helm_check.py", "undocumented_values misses an uncommented value")
+
+
 # ---------------------------------------------------------------- GitLab CI, structurally
 
 CI_STAGES = ["lint", "test", "build", "deploy", "notify"]
@@ -947,6 +989,10 @@ def main():
         if len(failures) == before:
             step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
 
+    before = len(failures)
+    check_values_comments()
+    if len(failures) == before:
+        step("values.yaml: every value has a comment")
     before = len(failures)
     n = check_gitlab_ci()
     if len(failures) == before:
