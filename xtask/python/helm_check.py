@@ -484,6 +484,21 @@ def check_environment(env, t, values, docs, app_env):
             fail(where, "target-group deregistration delay must be set, about 30 s")
         if a.get("alb.ingress.kubernetes.io/target-type") != "ip":
             fail(where, "the Ingress must use target-type ip")
+        if a.get("alb.ingress.kubernetes.io/healthcheck-path") != "/health/ready":
+            fail(where, "the ALB must check /health/ready")
+        for name in ("healthcheck-interval-seconds", "healthy-threshold-count", "unhealthy-threshold-count"):
+            if not str(a.get(f"alb.ingress.kubernetes.io/{name}", "")).isdigit():
+                fail(where, f"the target group's {name} is not set")
+        if '{"HTTPS": 443}' not in a.get("alb.ingress.kubernetes.io/listen-ports", ""):
+            fail(where, "the ALB does not listen on HTTPS 443")
+
+    rules = {r.get("alert"): r for p in find(docs, "PrometheusRule") for g in p["spec"]["groups"] for r in g["rules"]}
+    for alert in REQUIRED_ALERTS:
+        if alert not in rules:
+            fail(where, f"the PrometheusRule has no {alert} alert")
+    stalled = rules.get("AdmissionLoopStalled", {}).get("expr", "")
+    if "admission_last_admit_timestamp_seconds" not in stalled:
+        fail(where, "AdmissionLoopStalled must read admission_last_admit_timestamp_seconds")
 
     check_database_tls(where, docs)
 
@@ -507,6 +522,11 @@ def check_environment(env, t, values, docs, app_env):
     if hpas and hpas[0]["spec"]["minReplicas"] > 1 and not pdbs:
         fail(where, "more than one replica runs but no PodDisruptionBudget was rendered")
 
+
+# The alerts issue 11 asks for: a long queue, join p99 over 1 s, the 5xx
+# rate, a stalled admission loop, readiness degraded.
+REQUIRED_ALERTS = ["AdmissionQueueLong", "AdmissionJoinLatencyHigh", "AdmissionHigh5xxRate",
+                   "AdmissionLoopStalled", "AdmissionReadinessDegraded"]
 
 # Replicas the HPA keeps, as the seeds ran them.
 HPA_BOUNDS = {"dev": (2, 10), "prod": (4, 100)}
