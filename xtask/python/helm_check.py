@@ -765,6 +765,33 @@ def check_values_comments():
         fail("helm_check.py", "undocumented_values misses an uncommented value")
 
 
+# ---------------------------------------------------------------- the image
+
+def check_dockerfile(values):
+    """app/Dockerfile: multi-stage, the last stage small and non-root as the
+    chart runs it, with CA certificates (TLS to ElastiCache, Aurora, AWS)."""
+    path = "app/Dockerfile"
+    lines = [l.strip() for l in open(path) if l.strip() and not l.strip().startswith("#")]
+    froms = [i for i, l in enumerate(lines) if l.upper().startswith("FROM ")]
+    if len(froms) < 2:
+        fail(path, "is not a multi-stage build")
+        return
+    final = lines[froms[-1]:]
+    base = final[0].split()[1]
+    users = [l.split()[1] for l in final if l.upper().startswith("USER ")]
+    uid = str(values["securityContext"]["runAsUser"])
+    if not users or users[-1].split(":")[0] != uid:
+        fail(path, f"the final stage must run as USER {uid} (the chart's runAsUser), not {users[-1] if users else 'root'}")
+    has_ca = base.startswith(("gcr.io/distroless/static", "gcr.io/distroless/cc", "gcr.io/distroless/base")) or \
+        any("ca-certificates" in l for l in final)
+    if not has_ca:
+        fail(path, f"the final stage ({base}) has no CA certificates")
+    if any(re.match(r"^(RUN|COPY|ADD)\b", l) and "cargo" in l for l in final):
+        fail(path, "the final stage builds: only the binary belongs in it")
+    if base.endswith(":latest") or ":" not in base and "@" not in base:
+        fail(path, f"the final base image {base} is not pinned")
+
+
 # ---------------------------------------------------------------- GitLab CI, structurally
 
 CI_STAGES = ["lint", "test", "build", "deploy", "notify"]
@@ -1009,6 +1036,10 @@ def main():
         if len(failures) == before:
             step(f"{env}: {n} ArgoCD Applications point at existing paths and values; add-on values agree with environments/{env}.toml")
 
+    before = len(failures)
+    check_dockerfile(chart.merge_values(sets["prod"][1]))
+    if len(failures) == before:
+        step("app/Dockerfile: multi-stage; the last stage non-root as the chart runs it, with CA certificates")
     before = len(failures)
     check_values_comments()
     if len(failures) == before:
