@@ -563,6 +563,25 @@ def check_hooks(where, values, docs):
 DB_TLS = re.compile(r"[?&]ssl-mode=(REQUIRED|VERIFY_CA|VERIFY_IDENTITY)(&|$)", re.I)
 
 
+def check_key_mounts(where, docs, var, secret, count):
+    """`var` (TOKEN_KEYS, IDENTITY_KEYS) lists `count` kid:path entries, each
+    a file of `secret` mounted into the app container."""
+    pod = find(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    specs = [x for x in (env.get(var) or "").split(",") if x]
+    if len(specs) != count:
+        fail(where, f"{var} has {len(specs)} keys, expected {count}: {env.get(var)!r}")
+    for spec in specs:
+        kid, _, path = spec.partition(":")
+        directory, _, file = path.rpartition("/")
+        volume = volumes.get(mounts.get(directory, ""), {}).get("secret", {})
+        if not kid or volume.get("secretName") != secret or file not in [i["path"] for i in volume.get("items", [])]:
+            fail(where, f"{var} entry {spec!r} is not a file of Secret {secret} mounted at {directory}")
+
+
 def check_database_tls(where, docs):
     """Every database URL the chart writes (ExternalSecret templates) requires TLS."""
     for es in find(docs, "ExternalSecret"):
@@ -1013,8 +1032,17 @@ def main():
             if values.get("eventLog", {}).get("alerts"):
                 fail(name, "eventLog.alerts is on, but the app does not export the event log's metrics yet")
 
-    check_database_tls("all-features", docs_of(render(chart, sets["all-features"][1], envs["dev"]["kubernetes"]["namespace"],
-                                                       envs["dev"]["kubernetes"]["release"])))
+    all_features = sets["all-features"][1]
+    all_docs = docs_of(render(chart, all_features, envs["dev"]["kubernetes"]["namespace"],
+                              envs["dev"]["kubernetes"]["release"]))
+    check_database_tls("all-features", all_docs)
+    all_features = chart.merge_values(all_features)
+    before = len(failures)
+    check_key_mounts("all-features", all_docs, "TOKEN_KEYS", all_features["tokenKeys"]["secretName"], 2)
+    check_key_mounts("all-features", all_docs, "IDENTITY_KEYS", all_features["identityKeys"]["secretName"],
+                     len(all_features["identityKeys"]["keys"]))
+    if len(failures) == before:
+        step("all-features: two TOKEN_KEYS during a rotation and the IDENTITY_KEYS, each a mounted Secret file")
     before = len(failures)
     n = check_docs_database_tls()
     if len(failures) == before:
