@@ -85,10 +85,15 @@ def find(docs, kind, name=None):
 
 # ---------------------------------------------------------------- placeholders
 
-# What exists only after the first `terraform apply` (endpoints, the
-# certificate, the VPC) is committed with `xxxx` in it until then
-# (docs/deploy.md, step 4).
+# What exists only after the first `terraform apply` (endpoints, the VPC)
+# is committed with `xxxx` in it until then, the certificate as the
+# all-zero id (docs/deploy.md, step 4).
 PLACEHOLDER = "xxxxxx"
+ZERO_CERTIFICATE = "certificate/00000000-0000-0000-0000-000000000000"
+
+
+def is_placeholder(value):
+    return PLACEHOLDER in value or value.endswith(ZERO_CERTIFICATE)
 
 
 def placeholders(obj, path=""):
@@ -100,7 +105,7 @@ def placeholders(obj, path=""):
     elif isinstance(obj, list):
         for value in obj:
             found += placeholders(value, path)
-    elif isinstance(obj, str) and PLACEHOLDER in obj:
+    elif isinstance(obj, str) and is_placeholder(obj):
         found.append(path)
     return sorted(set(found))
 
@@ -112,6 +117,8 @@ def filled(obj):
         return {k: filled(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [filled(v) for v in obj]
+    if isinstance(obj, str) and obj.endswith(ZERO_CERTIFICATE):
+        return obj[: -len(ZERO_CERTIFICATE)] + "certificate/11111111-1111-1111-1111-111111111111"
     if isinstance(obj, str) and PLACEHOLDER in obj:
         return re.sub(r"x{4,}", lambda m: "0" * len(m.group()), obj)
     return obj

@@ -147,7 +147,8 @@ fails with the reason.
 {{- $_ := set $kids .kid true }}
 {{- end }}
 {{- /* What only exists after the first `terraform apply` is committed with
-`xxxx` in it (docs/deploy.md, step 4): never render it into a cluster. */}}
+`xxxx` in it, the certificate as the all-zero id (docs/deploy.md, step 4):
+never render it into a cluster. */}}
 {{- $pending := list }}
 {{- range .Values.redis.clusterNodes }}
 {{- if contains "xxxxxx" . }}
@@ -160,7 +161,7 @@ fails with the reason.
 {{- if contains "xxxxxx" .Values.database.readerHost }}
 {{- $pending = append $pending "database.readerHost (terraform output aurora_reader_endpoint)" }}
 {{- end }}
-{{- if contains "xxxxxx" .Values.ingress.certificateArn }}
+{{- if hasSuffix "certificate/00000000-0000-0000-0000-000000000000" .Values.ingress.certificateArn }}
 {{- $pending = append $pending "ingress.certificateArn (terraform output certificate_arn)" }}
 {{- end }}
 {{- if $pending }}
