@@ -507,7 +507,7 @@ def check_environment(env, t, values, docs, app_env):
     if "admission_last_admit_timestamp_seconds" not in stalled:
         fail(where, "AdmissionLoopStalled must read admission_last_admit_timestamp_seconds")
 
-    check_database_tls(where, docs)
+    check_database_tls(where, docs, values)
 
     check_hooks(where, values, docs)
 
@@ -589,12 +589,52 @@ def check_key_mounts(where, docs, var, secret, count):
             fail(where, f"{var} entry {spec!r} is not a file of Secret {secret} mounted at {directory}")
 
 
-def check_database_tls(where, docs):
-    """Every database URL the chart writes (ExternalSecret templates) requires TLS."""
+def mounted_file(pod, container, path, secret):
+    """Whether `path` is a file of Secret `secret` mounted into `container`."""
+    directory, _, file = path.rpartition("/")
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    volume = {v["name"]: v for v in pod.get("volumes", [])}.get(mounts.get(directory, ""), {}).get("secret", {})
+    return volume.get("secretName") == secret and file in [i["path"] for i in volume.get("items", [])]
+
+
+def check_database_tls(where, docs, values=None):
+    """Every database URL the chart writes (ExternalSecret templates) and the
+    bootstrap client require TLS; with VERIFY_IDENTITY, the CA bundle they
+    name is the caSecret's file, mounted wherever the URLs are used."""
+    urls = []
     for es in find(docs, "ExternalSecret"):
         url = es["spec"]["target"].get("template", {}).get("data", {}).get("url")
-        if url is not None and not DB_TLS.search(url):
+        if url is None:
+            continue
+        urls.append((es["metadata"]["name"], url))
+        if not DB_TLS.search(url):
             fail(where, f"ExternalSecret {es['metadata']['name']}: url {url!r} does not require TLS (ssl-mode=REQUIRED)")
+    if values is None:
+        return
+    tls = values["database"]["tls"]
+    jobs = {d["metadata"]["name"]: d for d in find(docs, "Job")}
+    users = [("Deployment", find(docs, "Deployment")[0])] + \
+            [(n, j) for n, j in jobs.items() if n.endswith("-migrate")]
+    boot = next((j for n, j in jobs.items() if n.endswith("-db-bootstrap")), None)
+    if boot is not None:
+        c = boot["spec"]["template"]["spec"]["containers"][0]
+        flags = next((e.get("value", "") for e in c["env"] if e["name"] == "DB_CLIENT_FLAGS"), "")
+        if f"--ssl-mode={tls['mode']}" not in flags.split():
+            fail(where, f"the bootstrap client's flags {flags!r} do not require TLS as database.tls.mode {tls['mode']}")
+        ca = re.search(r"--ssl-ca=(\S+)", flags)
+        if tls["mode"] == "VERIFY_IDENTITY" and (not ca or not mounted_file(boot["spec"]["template"]["spec"], c, ca.group(1), tls["caSecret"])):
+            fail(where, f"the bootstrap client's --ssl-ca is not the CA bundle of Secret {tls['caSecret']} mounted into it")
+    if tls["mode"] != "VERIFY_IDENTITY":
+        return
+    for name, url in urls:
+        ca = re.search(r"[?&]ssl-ca=([^&]+)", url)
+        if not ca:
+            fail(where, f"ExternalSecret {name}: VERIFY_IDENTITY without ssl-ca in {url!r}")
+            continue
+        for kind, obj in users:
+            pod = obj["spec"]["template"]["spec"]
+            if not mounted_file(pod, pod["containers"][0], ca.group(1), tls["caSecret"]):
+                fail(where, f"{kind} {obj['metadata']['name']}: the URLs' CA {ca.group(1)} is not mounted from Secret {tls['caSecret']}")
 
 
 def check_docs_database_tls():
@@ -959,6 +999,8 @@ NEGATIVE = [
     ("a grace period shorter than the preStop sleep", {"terminationGracePeriodSeconds": 25}, "terminationGracePeriodSeconds"),
     ("a duplicate key id", {"tokenKeys": {"keys": [{"kid": "a", "file": "a.pem"}, {"kid": "a", "file": "b.pem"}]}}, "appears twice"),
     ("no image tag", {"image": {"tag": ""}}, "image.tag is required"),
+    ("a database connection that may fall back to plain text", {"database": {"tls": {"mode": "PREFERRED"}}}, "/database/tls/mode"),
+    ("certificate checks without a CA", {"database": {"tls": {"mode": "VERIFY_IDENTITY"}}}, "database.tls.caSecret"),
 ]
 
 
@@ -1042,8 +1084,10 @@ def main():
     all_features = sets["all-features"][1]
     all_docs = docs_of(render(chart, all_features, envs["dev"]["kubernetes"]["namespace"],
                               envs["dev"]["kubernetes"]["release"]))
-    check_database_tls("all-features", all_docs)
     all_features = chart.merge_values(all_features)
+    check_database_tls("all-features", all_docs, all_features)
+    if all_features["database"]["tls"]["mode"] != "VERIFY_IDENTITY":
+        fail(ALL_FEATURES, "database.tls.mode must be VERIFY_IDENTITY here, so that its CA mounts are checked")
     before = len(failures)
     check_key_mounts("all-features", all_docs, "TOKEN_KEYS", all_features["tokenKeys"]["secretName"], 2)
     check_key_mounts("all-features", all_docs, "IDENTITY_KEYS", all_features["identityKeys"]["secretName"],
