@@ -7,7 +7,11 @@
 //!    the chart with dev, prod and every optional template on, validates every
 //!    manifest for the Kubernetes version that environment's cluster runs
 //!    (`kubernetes_version` in `terraform/envs/<env>/terraform.tfvars`, which
-//!    the Cluster Autoscaler's image must match), proves that bad values fail to render, and checks the names
+//!    the Cluster Autoscaler's image must match), proves that values still
+//!    holding the placeholders of before the first `terraform apply` refuse
+//!    to render (and checks the rest as if they were set), checks the GitLab
+//!    CI files' structure, `app/Dockerfile`'s last stage and that every
+//!    value in `values.yaml` has a comment, proves that bad values fail to render, and checks the names
 //!    against `environments/<env>.toml` and the ArgoCD Applications against
 //!    the tree. It writes the rendered manifests under `target/helm/<set>/`.
 //! 2. Every PrometheusRule goes through `promtool check rules`, and every
