@@ -5,7 +5,13 @@
 //! 1. `xtask/python/helm_check.py` (the real Helm engine, helm-python-sdk,
 //!    and kubernetes-validate, in the pinned `helm` venv) lints and renders
 //!    the chart with dev, prod and every optional template on, validates every
-//!    manifest, proves that bad values fail to render, and checks the names
+//!    manifest for the Kubernetes version that environment's cluster runs
+//!    (`kubernetes_version` in `terraform/envs/<env>/terraform.tfvars`, which
+//!    the Cluster Autoscaler's image must match), proves that values still
+//!    holding the placeholders of before the first `terraform apply` refuse
+//!    to render (and checks the rest as if they were set), checks the GitLab
+//!    CI files' structure, `app/Dockerfile`'s last stage and that every
+//!    value in `values.yaml` has a comment, proves that bad values fail to render, and checks the names
 //!    against `environments/<env>.toml` and the ArgoCD Applications against
 //!    the tree. It writes the rendered manifests under `target/helm/<set>/`.
 //! 2. Every PrometheusRule goes through `promtool check rules`, and every
@@ -33,11 +39,6 @@ use xshell::Shell;
 
 use crate::venv::Venv;
 use crate::{tools, Result};
-
-/// The Kubernetes version the manifests are validated for: what the EKS
-/// clusters run (EKS standard support), and the autoscaler image's minor
-/// version in `helm/addons/cluster-autoscaler`.
-const KUBERNETES_VERSION: &str = "1.33.0";
 
 /// The sets `helm_check.py` renders, each in `target/helm/<set>/`.
 const SETS: &[&str] = &["dev", "prod", "all-features"];
@@ -130,8 +131,6 @@ pub fn check(sh: &Shell) -> Result {
         .arg(root.join("xtask/python/helm_check.py"))
         .arg("--out")
         .arg(&out)
-        .arg("--kube-version")
-        .arg(KUBERNETES_VERSION)
         .arg("--app-env")
         .arg(app_env.join(","))
         .env("PYTHONDONTWRITEBYTECODE", "1");

@@ -9,6 +9,10 @@
 //!   every check skipped in code says why;
 //! - environments/<env>.toml and terraform/envs/<env>/terraform.tfvars name
 //!   the same things;
+//! - every `terraform init` of an environment that `docs/*.md` shows gives
+//!   the S3 backend what `versions.tf` leaves to init (`-backend-config`);
+//! - every module's README tables list exactly its variables and outputs,
+//!   and no Terraform code outside tests names an ARN or an account id;
 //! - meanwhile, on another thread: a moto server (pinned in
 //!   `xtask/python/moto.txt`), `plan` and `apply` of terraform/tests/moto
 //!   against it, `check.py` asserting through moto's API what was created,
@@ -111,7 +115,7 @@ pub fn check(sh: &Shell) -> Result {
         let mut checkov_venv = Some(s.spawn(|| venv(&root, "checkov")));
 
         let mut created_locks = Vec::new();
-        let steps: [(&str, &mut dyn FnMut() -> Outcome<String>); 5] = [
+        let steps: [(&str, &mut dyn FnMut() -> Outcome<String>); 7] = [
             ("fmt", &mut || fmt(&tf)),
             ("init + validate", &mut || {
                 init_and_validate(&tf, &roots, &mut created_locks)
@@ -125,6 +129,10 @@ pub fn check(sh: &Shell) -> Result {
                 checkov(&root, venv?)
             }),
             ("environments", &mut || environments(&root)),
+            ("backend in docs", &mut || backend_in_docs(&root)),
+            ("module docs and literals", &mut || {
+                module_docs_and_literals(&root.join(TERRAFORM_DIR))
+            }),
         ];
         for (name, step) in steps {
             let at = Instant::now();
@@ -622,6 +630,254 @@ fn environments(root: &Path) -> Outcome<String> {
     }
 }
 
+/// Each module (a folder with `variables.tf`) documents exactly its inputs
+/// and outputs in its README's `## Inputs` and `## Outputs` tables; no `.tf`
+/// outside `tests/` folders writes an ARN or a 12-digit account id (they
+/// come from variables, data sources and other resources).
+fn module_docs_and_literals(terraform: &Path) -> Outcome<String> {
+    let mut errors = Vec::new();
+    let mut modules = 0;
+    let mut files = 0;
+    let mut stack = vec![terraform.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        let rel = |p: &Path| {
+            p.strip_prefix(terraform.parent().unwrap_or(terraform))
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        };
+        for path in &entries {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() && !path.is_symlink() && name != "tests" && !name.starts_with('.') {
+                stack.push(path.clone());
+            } else if path.extension().is_some_and(|e| e == "tf") && !path.is_symlink() {
+                files += 1;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", rel(path)))?;
+                errors.extend(
+                    literals(&text)
+                        .into_iter()
+                        .map(|l| format!("{}: {l}", rel(path))),
+                );
+            }
+        }
+        if dir.join("variables.tf").is_file() && dir.starts_with(terraform.join("modules")) {
+            modules += 1;
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let readme = read("README.md");
+            for (section, kind, file) in [
+                ("Inputs", "variable", "variables.tf"),
+                ("Outputs", "output", "outputs.tf"),
+            ] {
+                let declared = declared_blocks(&read(file), kind);
+                let documented = table_names(&readme, section);
+                for name in declared.iter().filter(|n| !documented.contains(n)) {
+                    errors.push(format!(
+                        "{}: {kind} `{name}` is missing from the README's {section} table",
+                        rel(&dir)
+                    ));
+                }
+                for name in documented.iter().filter(|n| !declared.contains(n)) {
+                    errors.push(format!(
+                        "{}: the README's {section} table lists `{name}`, which {file} does not declare",
+                        rel(&dir)
+                    ));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(format!(
+            "{modules} module READMEs list their inputs and outputs; no ARN or account id in {files} .tf files"
+        ))
+    } else {
+        Err(errors.join("\n  "))
+    }
+}
+
+/// Names of `<kind> "name" {` blocks (`variable`, `output`).
+fn declared_blocks(text: &str, kind: &str) -> Vec<String> {
+    let prefix = format!("{kind} \"");
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix(&prefix))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// First-column names (`` `name` ``) of the table under `## <section>`.
+fn table_names(markdown: &str, section: &str) -> Vec<String> {
+    let heading = format!("## {section}");
+    markdown
+        .lines()
+        .skip_while(|l| l.trim() != heading)
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.trim().strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Hard-coded ARNs and account ids in Terraform code, comments left out.
+fn literals(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = strip_comment(line);
+        if code.contains("arn:aws") {
+            found.push(format!("line {}: a hard-coded ARN: {}", i + 1, code.trim()));
+            continue;
+        }
+        let digits: Vec<char> = code.chars().collect();
+        let mut run = 0;
+        for (j, c) in digits.iter().enumerate() {
+            run = if c.is_ascii_digit() { run + 1 } else { 0 };
+            let ends = digits.get(j + 1).is_none_or(|n| !n.is_ascii_digit());
+            if run == 12 && ends {
+                found.push(format!("line {}: an account id: {}", i + 1, code.trim()));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// What an S3 backend needs, and where the environments' `versions.tf`
+/// lives (dev's; prod links to it).
+const S3_BACKEND_KEYS: &[&str] = &["bucket", "key", "region"];
+const ENV_VERSIONS_TF: &str = "terraform/envs/dev/versions.tf";
+
+/// Every `terraform init` in `docs/*.md` that initialises an environment
+/// (not `-backend=false`) passes `-backend-config` for each S3 setting the
+/// backend block leaves out (a partial configuration): otherwise init stops
+/// and asks for the bucket.
+fn backend_in_docs(root: &Path) -> Outcome<String> {
+    let versions = std::fs::read_to_string(root.join(ENV_VERSIONS_TF))
+        .map_err(|e| format!("{ENV_VERSIONS_TF}: {e}"))?;
+    let given = backend_block_keys(&versions)
+        .ok_or_else(|| format!("{ENV_VERSIONS_TF} has no backend \"s3\" block"))?;
+    let needed: Vec<&str> = S3_BACKEND_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !given.iter().any(|g| g == k))
+        .collect();
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .map_err(|e| format!("docs/: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    let mut inits = 0;
+    let mut errors = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+        let rel = doc.strip_prefix(root).unwrap_or(doc).display().to_string();
+        for command in shell_commands(&text) {
+            if !is_backend_init(&command) {
+                continue;
+            }
+            inits += 1;
+            let missing = backend_configs_missing(&command, &needed);
+            if !missing.is_empty() {
+                errors.push(format!(
+                    "{rel}: `{command}` lacks -backend-config for {} ({ENV_VERSIONS_TF} leaves {} to init)",
+                    missing.join(", "),
+                    needed.join(", ")
+                ));
+            }
+        }
+    }
+    if inits == 0 {
+        errors.push("no doc shows how to `terraform init` an environment".into());
+    }
+    if errors.is_empty() {
+        Ok(format!(
+            "{inits} `terraform init` in docs/ give {}",
+            needed.join(" and ")
+        ))
+    } else {
+        Err(errors.join("\n  "))
+    }
+}
+
+/// Which of `needed` a `terraform init` command line does not pass as
+/// `-backend-config=<key>=…`.
+fn backend_configs_missing<'a>(command: &str, needed: &[&'a str]) -> Vec<&'a str> {
+    needed
+        .iter()
+        .copied()
+        .filter(|k| {
+            !command.contains(&format!("-backend-config={k}="))
+                && !command.contains(&format!("-backend-config=\"{k}="))
+        })
+        .collect()
+}
+
+/// The settings written inside `backend "s3" { ... }`.
+fn backend_block_keys(text: &str) -> Option<Vec<String>> {
+    let start = text.find("backend \"s3\"")?;
+    let body = &text[start..];
+    let open = body.find('{')?;
+    let close = body[open..].find('}')? + open;
+    Some(
+        body[open + 1..close]
+            .lines()
+            .map(strip_comment)
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+    )
+}
+
+/// Shell commands in a Markdown text's code blocks, continuation lines
+/// (`\` at the end) joined into one.
+fn shell_commands(text: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_code = false;
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            current.clear();
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let line = line.trim();
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head.trim_end());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    commands
+}
+
+/// `terraform [-chdir=…] init …` with a backend (not `-backend=false`).
+fn is_backend_init(command: &str) -> bool {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let Some(tf) = words.iter().position(|w| *w == "terraform") else {
+        return false;
+    };
+    let rest = &words[tf + 1..];
+    let sub = rest.iter().find(|w| !w.starts_with('-'));
+    sub == Some(&"init") && !rest.contains(&"-backend=false")
+}
+
 /// A value on the right of `key = …`: the kinds these files compare.
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
@@ -1032,6 +1288,78 @@ vpn = {
 node_max_size       = 4
 deletion_protection = false
 "#;
+
+    #[test]
+    fn readme_tables_and_declarations_are_read() {
+        let tf = "variable \"name\" {\n}\n  variable \"tags\" {}\noutput \"arn\" {}\n";
+        assert_eq!(declared_blocks(tf, "variable"), ["name", "tags"]);
+        assert_eq!(declared_blocks(tf, "output"), ["arn"]);
+        let md = "# m\n## Inputs\n\n| name | type |\n|---|---|\n| `name` | `string` |\n| `tags` | map |\n\n## Outputs\n| `arn` | x |\n";
+        assert_eq!(table_names(md, "Inputs"), ["name", "tags"]);
+        assert_eq!(table_names(md, "Outputs"), ["arn"]);
+        assert!(table_names(md, "Other").is_empty());
+    }
+
+    #[test]
+    fn hard_coded_arns_and_account_ids_are_found_outside_comments() {
+        assert_eq!(
+            literals("  role = \"arn:aws:iam::123456789012:role/x\"\n").len(),
+            1
+        );
+        assert_eq!(literals("  owners = [\"123456789012\"]\n").len(), 1);
+        assert!(literals("  # arn:aws:iam::123456789012:role/x\n").is_empty());
+        assert!(literals("  arn = \"arn:${data.aws_partition.p.partition}:iam::${local.account}:root\"\n  n = 1234567890123\n").is_empty());
+    }
+
+    /// The committed modules pass.
+    #[test]
+    fn committed_modules_document_their_interface_and_name_no_account() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform");
+        module_docs_and_literals(&root).unwrap();
+    }
+
+    #[test]
+    fn backend_keys_are_read_from_the_s3_block() {
+        let text =
+            "terraform {\n  backend \"s3\" {\n    key = \"a\" # c\n    encrypt = true\n  }\n}\n";
+        assert_eq!(backend_block_keys(text).unwrap(), ["key", "encrypt"]);
+        assert!(backend_block_keys("terraform {}").is_none());
+    }
+
+    #[test]
+    fn docs_inits_are_found_across_continuation_lines() {
+        let md = "text terraform init\n```sh\nterraform -chdir=terraform/envs/dev init \\\n  -backend-config=bucket=b \\\n  -backend-config=\"region=r\"\nterraform plan\n```\n";
+        let commands = shell_commands(md);
+        assert_eq!(
+            commands[0],
+            "terraform -chdir=terraform/envs/dev init -backend-config=bucket=b -backend-config=\"region=r\""
+        );
+        assert!(is_backend_init(&commands[0]));
+        assert!(!is_backend_init(&commands[1]));
+        assert!(!is_backend_init("terraform init -backend=false"));
+        assert!(!is_backend_init("echo init"));
+    }
+
+    /// The docs as committed pass, and a bare init would not.
+    #[test]
+    fn docs_give_the_backend_its_bucket_and_region() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        backend_in_docs(&root).unwrap();
+        let bare = "```sh\nterraform -chdir=terraform/envs/dev init\n```\n";
+        let command = &shell_commands(bare)[0];
+        assert!(is_backend_init(command));
+        assert_eq!(
+            backend_configs_missing(command, &["bucket", "region"]),
+            ["bucket", "region"]
+        );
+        assert_eq!(
+            backend_configs_missing(
+                "terraform init -backend-config=\"bucket=b\" -backend-config=region=r",
+                &["bucket", "region"]
+            ),
+            Vec::<&str>::new()
+        );
+    }
 
     #[test]
     fn toml_keys_are_prefixed_by_their_section() {

@@ -127,6 +127,48 @@ Usage: include "admission.keySpecs" (dict "keys" .Values.tokenKeys.keys "dir" "/
 {{- end }}
 
 {{/*
+TLS to Aurora. The CA bundle's folder (when database.tls.caSecret is set),
+the query of the app's database URLs, and the mysql client's flags.
+*/}}
+{{- define "admission.dbCaDir" -}}
+/etc/admission/db-ca
+{{- end }}
+
+{{- define "admission.dbUrlTls" -}}
+ssl-mode={{ .Values.database.tls.mode }}
+{{- if eq .Values.database.tls.mode "VERIFY_IDENTITY" }}&ssl-ca={{ include "admission.dbCaDir" . }}/ca.pem{{ end }}
+{{- end }}
+
+{{- define "admission.dbClientTls" -}}
+--ssl-mode={{ .Values.database.tls.mode }}
+{{- if eq .Values.database.tls.mode "VERIFY_IDENTITY" }} --ssl-ca={{ include "admission.dbCaDir" . }}/ca.pem{{ end }}
+{{- end }}
+
+{{/*
+The CA bundle's volume and mount, for the pods that talk to Aurora.
+Usage: include "admission.dbCaVolume" . / include "admission.dbCaMount" .
+*/}}
+{{- define "admission.dbCaVolume" -}}
+{{- if .Values.database.tls.caSecret }}
+- name: db-ca
+  secret:
+    secretName: {{ .Values.database.tls.caSecret }}
+    defaultMode: 0444
+    items:
+      - key: ca.pem
+        path: ca.pem
+{{- end }}
+{{- end }}
+
+{{- define "admission.dbCaMount" -}}
+{{- if .Values.database.tls.caSecret }}
+- name: db-ca
+  mountPath: {{ include "admission.dbCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
 Rules across values that values.schema.json cannot express; rendering
 fails with the reason.
 */}}
@@ -145,6 +187,30 @@ fails with the reason.
 {{- fail (printf "tokenKeys.keys: kid %q appears twice" .kid) }}
 {{- end }}
 {{- $_ := set $kids .kid true }}
+{{- end }}
+{{- if and (eq .Values.database.tls.mode "VERIFY_IDENTITY") (not .Values.database.tls.caSecret) }}
+{{- fail "database.tls.mode VERIFY_IDENTITY needs database.tls.caSecret (the RDS CA bundle) to check the certificate against" }}
+{{- end }}
+{{- /* What only exists after the first `terraform apply` is committed with
+`xxxx` in it, the certificate as the all-zero id (docs/deploy.md, step 4):
+never render it into a cluster. */}}
+{{- $pending := list }}
+{{- range .Values.redis.clusterNodes }}
+{{- if contains "xxxxxx" . }}
+{{- $pending = append $pending "redis.clusterNodes (terraform output cache_endpoint)" }}
+{{- end }}
+{{- end }}
+{{- if contains "xxxxxx" .Values.database.host }}
+{{- $pending = append $pending "database.host (terraform output aurora_writer_endpoint)" }}
+{{- end }}
+{{- if contains "xxxxxx" .Values.database.readerHost }}
+{{- $pending = append $pending "database.readerHost (terraform output aurora_reader_endpoint)" }}
+{{- end }}
+{{- if hasSuffix "certificate/00000000-0000-0000-0000-000000000000" .Values.ingress.certificateArn }}
+{{- $pending = append $pending "ingress.certificateArn (terraform output certificate_arn)" }}
+{{- end }}
+{{- if $pending }}
+{{- fail (printf "placeholders left from before the first terraform apply: %s; set them as docs/deploy.md (step 4) says" (join ", " $pending)) }}
 {{- end }}
 {{- end }}
 
