@@ -1,8 +1,11 @@
 //! `pause --env dev` / `resume --env dev`: an idle dev environment costs
 //! money (seed 004 saved about 67% a month by stopping it). `pause` stops
 //! the Aurora cluster and scales every EKS node group to zero, recording
-//! each group's sizes in a tag on the group itself (where any operator or
-//! pipeline can read them back, as prewarm does: never a local file);
+//! each group's sizes in a tag on the EKS cluster,
+//! `ops.tickets/paused-sizes/<node group> = min,max,desired` (where any
+//! operator or pipeline can read them back, as prewarm's records: never a
+//! local file; on the cluster rather than the group, which moto cannot
+//! tag);
 //! `resume` starts the cluster and puts the recorded sizes back. The
 //! monthly saving comes from the cost table in docs/infrastructure.md (its
 //! `pause` column), a checked-in, dated price list.
@@ -17,8 +20,13 @@ use aws_sdk_eks::error::ProvideErrorMetadata;
 
 use crate::environment::Environment;
 
-/// The tag on a paused node group: `min,max,desired` before the pause.
+/// The prefix of the EKS cluster's tag per paused node group (`/<group>`
+/// follows): `min,max,desired` before the pause.
 pub const SIZES_TAG: &str = "ops.tickets/paused-sizes";
+
+fn sizes_tag(group: &str) -> String {
+    format!("{SIZES_TAG}/{group}")
+}
 pub const COST_TABLE: &str = "docs/infrastructure.md";
 
 #[derive(Debug, thiserror::Error)]
@@ -160,12 +168,30 @@ impl Sizes {
 
 struct Group {
     name: String,
-    arn: String,
     sizes: Sizes,
     recorded: Option<Sizes>,
 }
 
-async fn node_groups(eks: &aws_sdk_eks::Client, cluster: &str) -> Result<Vec<Group>, PauseError> {
+/// The cluster's ARN and its node groups, with the sizes recorded on it.
+async fn node_groups(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+) -> Result<(String, Vec<Group>), PauseError> {
+    let described = eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|e| call_error("eks", "DescribeCluster", &e))?;
+    let described = described.cluster();
+    let cluster_arn = described
+        .and_then(|c| c.arn())
+        .unwrap_or_default()
+        .to_string();
+    let tags = described
+        .and_then(|c| c.tags())
+        .cloned()
+        .unwrap_or_default();
     let list = eks
         .list_nodegroups()
         .cluster_name(cluster)
@@ -187,19 +213,15 @@ async fn node_groups(eks: &aws_sdk_eks::Client, cluster: &str) -> Result<Vec<Gro
         let scaling = group.scaling_config();
         groups.push(Group {
             name: name.clone(),
-            arn: group.nodegroup_arn().unwrap_or_default().to_string(),
             sizes: Sizes {
                 min: scaling.and_then(|s| s.min_size()).unwrap_or(0),
                 max: scaling.and_then(|s| s.max_size()).unwrap_or(1),
                 desired: scaling.and_then(|s| s.desired_size()).unwrap_or(0),
             },
-            recorded: group
-                .tags()
-                .and_then(|t| t.get(SIZES_TAG))
-                .and_then(|t| Sizes::parse(t)),
+            recorded: tags.get(&sizes_tag(name)).and_then(|t| Sizes::parse(t)),
         });
     }
-    Ok(groups)
+    Ok((cluster_arn, groups))
 }
 
 async fn scale(
@@ -269,7 +291,7 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
     let mut progress = crate::progress::Progress::new(verb);
     let db = &env.app.aurora_cluster;
     let status = cluster_status(&rds, db).await?;
-    let groups = node_groups(&eks, &env.kubernetes.cluster).await?;
+    let (cluster_arn, groups) = node_groups(&eks, &env.kubernetes.cluster).await?;
 
     let mut steps = Vec::new();
     match direction {
@@ -290,9 +312,10 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                     steps.push(format!("node group {} is at zero already", g.name));
                 } else {
                     steps.push(format!(
-                        "node group {}: record {} in tag {SIZES_TAG}, scale to 0 (min 0, desired 0, max {})",
+                        "node group {}: record {} in the cluster's tag {}, scale to 0 (min 0, desired 0, max {})",
                         g.name,
                         g.sizes.tag(),
+                        sizes_tag(&g.name),
                         g.sizes.max
                     ));
                 }
@@ -311,9 +334,10 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
             for g in &groups {
                 match g.recorded {
                     Some(s) => steps.push(format!(
-                        "node group {}: scale back to {} (from tag {SIZES_TAG}), remove the tag",
+                        "node group {}: scale back to {} (from the cluster's tag {}), remove the tag",
                         g.name,
-                        s.tag()
+                        s.tag(),
+                        sizes_tag(&g.name)
                     )),
                     None => steps.push(format!(
                         "node group {}: no recorded sizes, left as it is",
@@ -347,8 +371,8 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                 {
                     // The record first: a pause cut short can still be resumed.
                     eks.tag_resource()
-                        .resource_arn(&g.arn)
-                        .tags(SIZES_TAG, g.sizes.tag())
+                        .resource_arn(&cluster_arn)
+                        .tags(sizes_tag(&g.name), g.sizes.tag())
                         .send()
                         .await
                         .map_err(|e| call_error("eks", "TagResource", &e))?;
@@ -381,8 +405,8 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                     let Some(sizes) = g.recorded else { continue };
                     scale(&eks, &env.kubernetes.cluster, &g.name, sizes).await?;
                     eks.untag_resource()
-                        .resource_arn(&g.arn)
-                        .tag_keys(SIZES_TAG)
+                        .resource_arn(&cluster_arn)
+                        .tag_keys(sizes_tag(&g.name))
                         .send()
                         .await
                         .map_err(|e| call_error("eks", "UntagResource", &e))?;

@@ -46,7 +46,24 @@ fn set_tag(repo: &Repo, file: &str, tag: &str) {
         .find(|l| l.trim_start().starts_with("tag:"))
         .unwrap()
         .to_string();
-    repo.write(file, &text.replacen(&line, &format!("  tag: {tag}"), 1));
+    // Quoted, as Helm must read it (a short sha like 5384e26 is a float).
+    repo.write(file, &text.replacen(&line, &format!("  tag: \"{tag}\""), 1));
+}
+
+/// `image.tag` of a values file's text, quotes removed.
+fn tag_of(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("tag:"))
+        .unwrap();
+    let value = line.trim_start().trim_start_matches("tag:");
+    value
+        .split(" #")
+        .next()
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
 }
 
 /// A history: c0 (start), c1 adds a migration, c2 deploys c1 to dev and
@@ -161,7 +178,7 @@ async fn promote_copies_the_tag_with_its_migrations_and_rollback_puts_the_previo
         &["promote", "--from", "dev", "--to", "prod", "--yes"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(repo.read(PROD).contains(&format!("  tag: {c1}")));
+    assert_eq!(tag_of(&repo.read(PROD)), c1);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
     let message = repo.git(&["log", "-1", "--format=%B"]);
     assert!(
@@ -183,7 +200,7 @@ async fn promote_copies_the_tag_with_its_migrations_and_rollback_puts_the_previo
         &["rollback", "--env", "prod", "--yes", "--json"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(repo.read(PROD).contains(&format!("  tag: {c0}")));
+    assert_eq!(tag_of(&repo.read(PROD)), c0);
     let message = repo.git(&["log", "-1", "--format=%B"]);
     assert!(
         message.starts_with(&format!("rollback prod: image {c0} (was {c1})")),
@@ -212,7 +229,7 @@ async fn promote_copies_the_tag_with_its_migrations_and_rollback_puts_the_previo
         &["rollback", "--env", "dev", "--to", &c0],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(repo.read(DEV).contains(&format!("  tag: {c0}")));
+    assert_eq!(tag_of(&repo.read(DEV)), c0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,7 +429,7 @@ async fn deploy_dev_commits_and_pushes_the_tag_then_waits_for_the_rollout() {
     );
     mover.join().unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(repo.read(DEV).contains(&format!("  tag: {head}")));
+    assert_eq!(tag_of(&repo.read(DEV)), head);
     let message = repo.git(&["log", "-1", "--format=%B"]);
     assert!(
         message.starts_with(&format!("deploy dev: image {head} (was {c1})")),

@@ -27,9 +27,16 @@ async fn state(
         .unwrap();
     let group = group.nodegroup().unwrap();
     let s = group.scaling_config().unwrap();
-    let tag = group
-        .tags()
-        .and_then(|t| t.get("ops.tickets/paused-sizes"))
+    let cluster = eks
+        .describe_cluster()
+        .name("tickets-dev")
+        .send()
+        .await
+        .unwrap();
+    let tag = cluster
+        .cluster()
+        .and_then(|c| c.tags())
+        .and_then(|t| t.get("ops.tickets/paused-sizes/tickets-dev-default"))
         .cloned();
     (
         status,
