@@ -328,6 +328,7 @@ fn serve(conn: TcpStream, shared: &Shared) -> io::Result<()> {
             return Ok(());
         }
         let mut length = 0usize;
+        let mut close = false;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
@@ -340,6 +341,11 @@ fn serve(conn: TcpStream, shared: &Shared) -> io::Result<()> {
             if let Some((k, v)) = line.split_once(':') {
                 if k.trim().eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
+                }
+                if k.trim().eq_ignore_ascii_case("connection")
+                    && v.trim().eq_ignore_ascii_case("close")
+                {
+                    close = true;
                 }
             }
         }
@@ -357,6 +363,9 @@ fn serve(conn: TcpStream, shared: &Shared) -> io::Result<()> {
             body.len()
         )?;
         conn.flush()?;
+        if close {
+            return Ok(());
+        }
     }
 }
 
