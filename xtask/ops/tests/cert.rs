@@ -456,3 +456,94 @@ async fn cert_check_finds_every_expiring_use_and_rotate_replaces_each_the_way_it
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_amazon_issued_certificate_is_requested_again_and_swapped_once_issued() {
+    // moto issues a requested certificate after this many seconds (the
+    // real ACM: once the DNS validation record answers).
+    std::env::set_var("MOTO_ACM_VALIDATION_WAIT", "1");
+    let dir = work_dir("cert-requested");
+    let moto = start_moto(&dir);
+    let repo = Repo::new(&dir);
+    let config = sdk(&moto.endpoint());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let acm = aws_sdk_acm::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.20.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let mut subnets = Vec::new();
+    for (i, az) in ["ap-northeast-2a", "ap-northeast-2c"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.20.{i}.0/24"))
+            .availability_zone(*az)
+            .send()
+            .await
+            .unwrap();
+        subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_string());
+    }
+    let old = acm
+        .request_certificate()
+        .domain_name(DOMAIN)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    let tools = alb(&elb, "ops-tools", &subnets, &vpc, 443, &old).await;
+    // No Client VPN here: the proxy says so in EC2's XML.
+    let proxy = AwsProxy::start(([127, 0, 0, 1], moto.port).into(), |call| {
+        match action(&call.body).as_deref() {
+            Some("DescribeClientVpnEndpoints") => AwsReply::xml(
+                "<DescribeClientVpnEndpointsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+                 <requestId>r</requestId><clientVpnEndpoint/></DescribeClientVpnEndpointsResponse>",
+            ),
+            _ => AwsReply::Forward,
+        }
+    })
+    .unwrap();
+
+    let run = ops(
+        &repo.dir,
+        &proxy.endpoint(),
+        &[
+            "cert", "rotate", "--env", "dev", "--arn", &old, "--wait", "60", "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let done = run.json();
+    assert_eq!(done["rotations"][0]["renewal"]["source"], "request");
+    assert_eq!(done["rotations"][0]["renewal"]["domain"], DOMAIN);
+    let new = done["rotations"][0]["new_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, old);
+    let described = acm
+        .describe_certificate()
+        .certificate_arn(&new)
+        .send()
+        .await
+        .unwrap();
+    let described = described.certificate().unwrap();
+    assert_eq!(described.domain_name(), Some(DOMAIN));
+    assert_eq!(described.status().map(|s| s.as_str()), Some("ISSUED"));
+    assert_eq!(
+        listener_certificates(&elb, &tools.listener).await,
+        vec![new]
+    );
+    // Nothing to commit: the listener is nobody's.
+    assert_eq!(repo.git(&["log", "--format=%s"]).lines().count(), 1);
+}
