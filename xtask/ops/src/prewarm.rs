@@ -226,7 +226,12 @@ async fn cache_limits(
         .serverless_cache_name(name)
         .send()
         .await
-        .map_err(|e| cache_error("DescribeServerlessCaches", &e))?;
+        .map_err(|e| match e.code() {
+            Some("ServerlessCacheNotFoundFault") => {
+                PrewarmError::Refused(format!("no ElastiCache Serverless cache {name}"))
+            }
+            _ => cache_error("DescribeServerlessCaches", &e),
+        })?;
     let cache = out
         .serverless_caches()
         .first()
@@ -418,7 +423,12 @@ async fn cluster_arn_and_tag(
         .db_cluster_identifier(cluster)
         .send()
         .await
-        .map_err(|e| call_error("rds", "DescribeDBClusters", &e))?;
+        .map_err(|e| match e.code() {
+            Some("DBClusterNotFoundFault") => {
+                PrewarmError::Refused(format!("no Aurora cluster {cluster}"))
+            }
+            _ => call_error("rds", "DescribeDBClusters", &e),
+        })?;
     let db = out
         .db_clusters()
         .first()
@@ -730,7 +740,14 @@ async fn undo(
     }
     // Aurora's readers.
     let cluster = &env.app.aurora_cluster;
-    let (arn, record) = cluster_arn_and_tag(c, cluster).await?;
+    let (arn, record) = match cluster_arn_and_tag(c, cluster).await {
+        Ok(found) => found,
+        Err(PrewarmError::Refused(why)) => {
+            progress.line(&format!("skipped: {why}"));
+            (String::new(), None)
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(record) = record {
         let (current, max) = readers(c, cluster).await?;
         changes.push(Change {

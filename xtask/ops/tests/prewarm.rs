@@ -303,3 +303,116 @@ async fn prewarm_raises_each_floor_records_it_on_the_resource_and_undo_puts_it_b
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["changes"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_on_demand_stream_is_warmed_by_throughput_not_shards() {
+    let dir = work_dir("prewarm-on-demand");
+    let moto = start_moto(&dir);
+    let repo = Repo::new(&dir);
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk(&moto.endpoint()));
+    kinesis
+        .create_stream()
+        .stream_name("tickets-dev-admission-events")
+        .stream_mode_details(
+            aws_sdk_kinesis::types::StreamModeDetails::builder()
+                .stream_mode(aws_sdk_kinesis::types::StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // moto has no warm throughput: the proxy answers it as Kinesis does
+    // and keeps the request.
+    let proxy = AwsProxy::start(([127, 0, 0, 1], moto.port).into(), |call| {
+        if call.body.contains("Action=DescribeServerlessCaches") {
+            // dev's cache is not in this test: ElastiCache's own answer.
+            AwsReply::Answer {
+                status: 404,
+                content_type: "text/xml".into(),
+                body: "<ErrorResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><Error>\
+                       <Type>Sender</Type><Code>ServerlessCacheNotFoundFault</Code>\
+                       <Message>ServerlessCache tickets-dev-queue not found.</Message></Error>\
+                       <RequestId>r</RequestId></ErrorResponse>"
+                    .into(),
+            }
+        } else if call.target == "Kinesis_20131202.UpdateStreamWarmThroughput" {
+            AwsReply::json(
+                r#"{"StreamARN":"arn:aws:kinesis:ap-northeast-2:123456789012:stream/tickets-dev-admission-events","StreamName":"tickets-dev-admission-events","WarmThroughput":{"TargetMiBps":100,"CurrentMiBps":4}}"#,
+            )
+        } else {
+            AwsReply::Forward
+        }
+    })
+    .unwrap();
+    let endpoint = proxy.endpoint();
+
+    let run = ops(
+        &repo.dir,
+        &endpoint,
+        &["prewarm", "--env", "dev", "--for", "2h", "--shards", "8"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("on-demand: warm it with --warm-mibps"),
+        "{}",
+        run.stderr
+    );
+
+    let run = ops(
+        &repo.dir,
+        &endpoint,
+        &[
+            "prewarm",
+            "--env",
+            "dev",
+            "--for",
+            "2h",
+            "--warm-mibps",
+            "100",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent: Vec<serde_json::Value> = proxy
+        .log()
+        .iter()
+        .filter(|l| l.call.target == "Kinesis_20131202.UpdateStreamWarmThroughput")
+        .map(|l| serde_json::from_str(&l.call.body).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["StreamName"], "tickets-dev-admission-events");
+    assert_eq!(sent[0]["WarmThroughputMiBps"], 100);
+    let tags = kinesis
+        .list_tags_for_stream()
+        .stream_name("tickets-dev-admission-events")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().iter().any(|t| t.key() == "ops.tickets/prewarm"
+        && t.value().is_some_and(|v| v.ends_with(";previous=0"))));
+
+    // dev has no serverless cache or Aurora cluster here: undo says it
+    // skips them and puts the stream back.
+    let run = ops(&repo.dir, &endpoint, &["prewarm", "--env", "dev", "--undo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent: Vec<serde_json::Value> = proxy
+        .log()
+        .iter()
+        .filter(|l| l.call.target == "Kinesis_20131202.UpdateStreamWarmThroughput")
+        .map(|l| serde_json::from_str(&l.call.body).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1]["WarmThroughputMiBps"], 0);
+    assert!(
+        run.stderr
+            .contains("skipped: no ElastiCache Serverless cache tickets-dev-queue"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("skipped: no Aurora cluster tickets-dev"),
+        "{}",
+        run.stderr
+    );
+}
