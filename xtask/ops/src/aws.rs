@@ -38,12 +38,22 @@ fn endpoint_hint() -> String {
 
 /// The SDK configuration every client of a command is built from.
 pub async fn load() -> Result<SdkConfig, AwsError> {
+    load_in(None).await
+}
+
+/// As [`load`], in `region` when one is given (a command's `--region` or
+/// its environment's), else the standard chain's.
+pub async fn load_in(region: Option<&str>) -> Result<SdkConfig, AwsError> {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    let config = loader
         .http_client(http)
         .timeout_config(
             TimeoutConfig::builder()

@@ -9,7 +9,11 @@
 pub const AUDIT: &str =
     "Check a sale's fairness from the Kinesis event log: joins, admissions, duplicates, lost, order";
 
+/// `doctor`: see `doctor/mod.rs`.
+pub const DOCTOR: &str =
+    "Check the environment on-call looks at first (AWS, EKS, network, ALB, Kinesis, Redis, schema, app) and say the fix";
+
 /// Every ops command as `(name, one-line description)`. (The ops binary
 /// itself reads it only in its tests.)
 #[allow(dead_code)]
-pub const COMMANDS: &[(&str, &str)] = &[("audit", AUDIT)];
+pub const COMMANDS: &[(&str, &str)] = &[("audit", AUDIT), ("doctor", DOCTOR)];

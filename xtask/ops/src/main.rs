@@ -11,6 +11,7 @@
 mod audit;
 mod aws;
 mod commands;
+mod doctor;
 pub mod environment;
 mod progress;
 
@@ -30,12 +31,15 @@ struct Cli {
 enum Command {
     #[command(about = commands::AUDIT)]
     Audit(audit::Args),
+    #[command(about = commands::DOCTOR)]
+    Doctor(Box<doctor::Args>),
 }
 
 impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Audit(_) => "audit",
+            Command::Doctor(_) => "doctor",
         }
     }
 }
@@ -55,6 +59,7 @@ async fn main() -> ExitCode {
     let name = cli.command.name();
     let result: anyhow::Result<Verdict> = match &cli.command {
         Command::Audit(args) => audit::run(args).await.map_err(anyhow::Error::from),
+        Command::Doctor(args) => doctor::run(args).await.map_err(anyhow::Error::from),
     };
     match result {
         Ok(Verdict::Clean) => ExitCode::SUCCESS,
@@ -113,7 +118,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Command::Audit(a) = cli.command;
+        let Command::Audit(a) = cli.command else {
+            panic!("audit parses as audit")
+        };
         assert_eq!(
             (
                 a.stream.as_str(),
