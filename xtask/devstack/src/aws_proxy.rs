@@ -55,12 +55,39 @@ pub enum AwsReply {
         error_type: String,
         message: String,
     },
+    /// Answer `status` with this body, without forwarding: a service moto
+    /// lacks (EC2's Client VPN, ElastiCache Serverless, ...), answered in
+    /// the service's own shape (XML for the query protocols) so the SDK
+    /// parses it, while the log keeps the exact request it sent.
+    Answer {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
     /// For `PutRecords`: these records (by index in the request) fail with
     /// `ProvisionedThroughputExceededException`; the others are forwarded.
     FailRecords(Vec<usize>),
 }
 
 impl AwsReply {
+    /// A 200 with an XML body (EC2, RDS, ElastiCache: the query protocols).
+    pub fn xml(body: &str) -> AwsReply {
+        AwsReply::Answer {
+            status: 200,
+            content_type: "text/xml".into(),
+            body: body.into(),
+        }
+    }
+
+    /// A 200 with a JSON body (the JSON protocols).
+    pub fn json(body: &str) -> AwsReply {
+        AwsReply::Answer {
+            status: 200,
+            content_type: "application/x-amz-json-1.1".into(),
+            body: body.into(),
+        }
+    }
+
     /// A 400 with `{"__type": error_type, "message": message}`.
     pub fn error(error_type: &str, message: &str) -> AwsReply {
         AwsReply::Error {
@@ -277,6 +304,19 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 "HTTP/1.1 {status} Error\r\nContent-Type: application/x-amz-json-1.1\r\n\
                  Content-Length: {}\r\nx-amzn-RequestId: aws-proxy-{}\r\nConnection: close\r\n\r\n{json}",
                 json.len(),
+                crate::random()
+            );
+            client.write_all(answer.as_bytes())?;
+        }
+        AwsReply::Answer {
+            status,
+            content_type,
+            body,
+        } => {
+            let answer = format!(
+                "HTTP/1.1 {status} Answer\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: {}\r\nx-amzn-RequestId: aws-proxy-{}\r\nConnection: close\r\n\r\n{body}",
+                body.len(),
                 crate::random()
             );
             client.write_all(answer.as_bytes())?;

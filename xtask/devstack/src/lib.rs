@@ -18,6 +18,10 @@ mod chaos;
 pub use chaos::{ChaosProxy, Fault};
 mod moto;
 pub use moto::Moto;
+#[cfg(feature = "fake-kube")]
+mod fake_kube;
+#[cfg(feature = "fake-kube")]
+pub use fake_kube::{FakeKube, FakeKubeError};
 
 /// The exact command that installs what the stack needs on Debian.
 pub const REDIS_INSTALL_HINT: &str =

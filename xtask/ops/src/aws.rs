@@ -27,6 +27,18 @@ pub enum AwsError {
         endpoint_hint()
     )]
     NoRegion,
+    #[error(
+        "cannot tell whose AWS credentials these are (STS GetCallerIdentity: {0}): set AWS_PROFILE or credentials for the environment's account"
+    )]
+    NoCredentials(String),
+    #[error(
+        "these AWS credentials are for account {found}, but {env} is account {expected} (environments/{env}.toml): use the environment's profile"
+    )]
+    WrongAccount {
+        env: String,
+        expected: String,
+        found: String,
+    },
 }
 
 fn endpoint_hint() -> String {
@@ -41,30 +53,54 @@ pub async fn load() -> Result<SdkConfig, AwsError> {
     load_in(None).await
 }
 
-/// As [`load`], in `region` when one is given (a command's `--region` or
-/// its environment's), else the standard chain's.
-pub async fn load_in(region: Option<&str>) -> Result<SdkConfig, AwsError> {
+/// As [`load`], in `region` when given (else the chain's region).
+pub async fn load_in(region: Option<String>) -> Result<SdkConfig, AwsError> {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_string()));
-    }
-    let config = loader
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
-        )
-        .load()
-        .await;
+        );
+    let loader = match region {
+        Some(r) => loader.region(aws_config::Region::new(r)),
+        None => loader,
+    };
+    let config = loader.load().await;
     if config.region().is_none() {
         return Err(AwsError::NoRegion);
+    }
+    Ok(config)
+}
+
+/// The configuration for an environment's commands: its region (from
+/// `environments/<env>.toml`, unless `AWS_REGION` overrides it), and only
+/// once STS confirms the credentials belong to its account, so that a
+/// command meant for dev never runs against prod's account by mistake.
+pub async fn load_for(env: &crate::environment::Environment) -> Result<SdkConfig, AwsError> {
+    let region = std::env::var_os("AWS_REGION")
+        .is_none()
+        .then(|| env.aws.region.clone());
+    let config = load_in(region).await?;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let who = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::NoCredentials(explain(&e)))?;
+    let found = who.account().unwrap_or_default().to_string();
+    if found != env.aws.account_id {
+        return Err(AwsError::WrongAccount {
+            env: env.name.clone(),
+            expected: env.aws.account_id.clone(),
+            found,
+        });
     }
     Ok(config)
 }

@@ -10,10 +10,22 @@
 
 mod audit;
 mod aws;
+pub mod cert;
 mod commands;
+mod confirm;
+mod deploy;
 mod doctor;
 pub mod environment;
+mod finding;
+mod git;
+mod gitops;
+mod image;
+pub mod irsa;
+pub mod kube;
+mod pause;
+pub mod prewarm;
 mod progress;
+mod values;
 
 use std::process::ExitCode;
 
@@ -31,15 +43,42 @@ struct Cli {
 enum Command {
     #[command(about = commands::AUDIT)]
     Audit(audit::Args),
+    #[command(about = commands::BUILD)]
+    Build(image::BuildArgs),
+    #[command(about = commands::CERT, subcommand)]
+    Cert(cert::Command),
+    #[command(about = commands::DEPLOY)]
+    Deploy(deploy::Args),
     #[command(about = commands::DOCTOR)]
     Doctor(Box<doctor::Args>),
+    #[command(about = commands::IRSA, subcommand)]
+    Irsa(irsa::Command),
+    #[command(about = commands::PAUSE)]
+    Pause(pause::Args),
+    #[command(about = commands::PREWARM)]
+    Prewarm(prewarm::Args),
+    #[command(about = commands::PROMOTE)]
+    Promote(gitops::PromoteArgs),
+    #[command(about = commands::RESUME)]
+    Resume(pause::Args),
+    #[command(about = commands::ROLLBACK)]
+    Rollback(gitops::RollbackArgs),
 }
 
 impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Audit(_) => "audit",
+            Command::Build(_) => "build",
+            Command::Cert(_) => "cert",
+            Command::Deploy(_) => "deploy",
             Command::Doctor(_) => "doctor",
+            Command::Irsa(_) => "irsa",
+            Command::Pause(_) => "pause",
+            Command::Prewarm(_) => "prewarm",
+            Command::Promote(_) => "promote",
+            Command::Resume(_) => "resume",
+            Command::Rollback(_) => "rollback",
         }
     }
 }
@@ -59,7 +98,20 @@ async fn main() -> ExitCode {
     let name = cli.command.name();
     let result: anyhow::Result<Verdict> = match &cli.command {
         Command::Audit(args) => audit::run(args).await.map_err(anyhow::Error::from),
+        Command::Build(args) => image::build(args).await.map_err(anyhow::Error::from),
+        Command::Cert(command) => cert::run(command).await.map_err(anyhow::Error::from),
+        Command::Deploy(args) => deploy::run(args).await.map_err(anyhow::Error::from),
         Command::Doctor(args) => doctor::run(args).await.map_err(anyhow::Error::from),
+        Command::Irsa(command) => irsa::run(command).await.map_err(anyhow::Error::from),
+        Command::Pause(args) => pause::run(args, pause::Direction::Pause)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::Prewarm(args) => prewarm::run(args).await.map_err(anyhow::Error::from),
+        Command::Promote(args) => gitops::promote(args).await.map_err(anyhow::Error::from),
+        Command::Resume(args) => pause::run(args, pause::Direction::Resume)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::Rollback(args) => gitops::rollback(args).await.map_err(anyhow::Error::from),
     };
     match result {
         Ok(Verdict::Clean) => ExitCode::SUCCESS,
@@ -119,7 +171,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Audit(a) = cli.command else {
-            panic!("audit parses as audit")
+            panic!("not audit")
         };
         assert_eq!(
             (

@@ -265,7 +265,7 @@ impl Ctx {
     pub async fn aws(&self) -> Result<&SdkConfig, String> {
         self.aws
             .get_or_init(|| async {
-                crate::aws::load_in(self.settings.region.as_deref())
+                crate::aws::load_in(self.settings.region.clone())
                     .await
                     .map_err(|e| e.to_string())
             })
