@@ -6,13 +6,14 @@
 //!
 //! Each check is a function in the module of what it looks at (`app.rs`,
 //! `redis.rs`, `db.rs`, `aws_checks.rs`, `network.rs`, `alb.rs`,
-//! `kinesis.rs`), listed once in [`CHECKS`]. Settings come from `--env`
+//! `certs.rs`, `kinesis.rs`), listed once in [`CHECKS`]. Settings come from `--env`
 //! (`environments/<env>.toml`) or from flags with environment fallbacks; a
 //! check whose inputs are missing is skipped, naming the flag.
 
 mod alb;
 mod app;
 mod aws_checks;
+mod certs;
 mod check;
 mod db;
 mod kinesis;
@@ -63,6 +64,11 @@ pub const CHECKS: &[Check] = &[
         code: "alb.ingress",
         about: "the Ingress's ALB exists, listens, and has healthy targets",
         run: |c| Box::pin(alb::ingress(c)),
+    },
+    Check {
+        code: "cert.expiry",
+        about: "ACM certificates on the ALB listeners and Client VPN endpoints: none expires within 30 days",
+        run: |c| Box::pin(certs::expiry(c)),
     },
     Check {
         code: "kinesis.stream",
