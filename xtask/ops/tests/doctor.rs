@@ -129,7 +129,7 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> Run {
     run
 }
 
-const ALL: [&str; 13] = [
+const ALL: [&str; 14] = [
     "aws.credentials",
     "eks.cluster",
     "eks.oidc",
@@ -137,6 +137,7 @@ const ALL: [&str; 13] = [
     "network.security-groups",
     "alb.ingress",
     "cert.expiry",
+    "irsa.chain",
     "kinesis.stream",
     "redis.cluster",
     "db.schema",
@@ -180,7 +181,7 @@ fn without_inputs_every_check_is_skipped_naming_its_flag() {
             .unwrap_or_else(|| panic!("{code}: a skip names its flag"));
         assert!(fix.contains("--"), "{code}: {fix}");
     }
-    assert!(run.stderr.contains("13 skipped"), "{}", run.stderr);
+    assert!(run.stderr.contains("14 skipped"), "{}", run.stderr);
 
     let human = doctor(&["db.schema"], &[]);
     assert_eq!(human.code, 0);
@@ -597,6 +598,26 @@ mod aws {
     const CLUSTER: &str = "tickets-test";
     const GROUP: &str = "tickets-test";
     const STREAM: &str = "tickets-test-events";
+    const APP_ROLE: &str = "tickets-test-admission";
+
+    /// The app's IRSA trust: the cluster's OIDC provider, for
+    /// admission/admission and sts.amazonaws.com.
+    fn app_trust(provider_arn: &str, issuer: &str) -> String {
+        let host = issuer.trim_start_matches("https://");
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    format!("{host}:sub"): "system:serviceaccount:admission:admission",
+                    format!("{host}:aud"): "sts.amazonaws.com",
+                }}
+            }]
+        })
+        .to_string()
+    }
 
     fn start_moto(dir: &Path) -> devstack::Moto {
         let python =
@@ -856,6 +877,29 @@ mod aws {
             .send()
             .await
             .unwrap();
+        iam.create_role()
+            .role_name(APP_ROLE)
+            .assume_role_policy_document(app_trust(&provider_arn, &issuer_url))
+            .send()
+            .await
+            .unwrap();
+        iam.put_role_policy()
+            .role_name(APP_ROLE)
+            .policy_name("event-log")
+            .policy_document(
+                serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Action": ["kinesis:PutRecord", "kinesis:PutRecords"],
+                        "Resource": format!("arn:aws:kinesis:{REGION}:123456789012:stream/{STREAM}"),
+                    }]
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
         Env {
             public_subnets,
             db_sg,
@@ -1007,6 +1051,12 @@ mod aws {
                 &env.cache_sg,
                 "--region",
                 REGION,
+                "--role",
+                APP_ROLE,
+                "--namespace",
+                "admission",
+                "--service-account",
+                "admission",
             ],
             &[
                 ("AWS_ENDPOINT_URL", endpoint),
@@ -1088,6 +1138,7 @@ mod aws {
             "network.security-groups",
             "alb.ingress",
             "cert.expiry",
+            "irsa.chain",
             "kinesis.stream",
         ] {
             assert_eq!(healthy[code].0, "ok", "{code}: {}", healthy[code].1);
@@ -1167,6 +1218,23 @@ mod aws {
         )
         .await;
         create_provider(&iam, &env.issuer_url).await;
+
+        // (2) The app's role trusting EC2 instead of the cluster's provider.
+        iam.update_assume_role_policy()
+            .role_name(APP_ROLE)
+            .policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_only(&endpoint, &env, &healthy, "irsa.chain", "").await;
+        iam.update_assume_role_policy()
+            .role_name(APP_ROLE)
+            .policy_document(app_trust(&env.provider_arn, &env.issuer_url))
+            .send()
+            .await
+            .unwrap();
 
         // (5) The Client VPN's self-signed server certificate about to expire.
         let acm = aws_sdk_acm::Client::new(&config);

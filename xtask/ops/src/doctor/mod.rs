@@ -16,6 +16,7 @@ mod aws_checks;
 mod certs;
 mod check;
 mod db;
+mod irsa_chain;
 mod kinesis;
 mod network;
 mod redis;
@@ -69,6 +70,11 @@ pub const CHECKS: &[Check] = &[
         code: "cert.expiry",
         about: "ACM certificates on the ALB listeners and Client VPN endpoints: none expires within 30 days",
         run: |c| Box::pin(certs::expiry(c)),
+    },
+    Check {
+        code: "irsa.chain",
+        about: "the app's role: trust for its ServiceAccount, Kinesis writes, and (--kubeconfig) the pods' web identity",
+        run: |c| Box::pin(irsa_chain::chain(c)),
     },
     Check {
         code: "kinesis.stream",
@@ -148,6 +154,9 @@ pub struct Args {
     /// The app's IAM role (its ServiceAccount's IRSA role), by name.
     #[arg(long, env = "APP_ROLE_NAME", value_name = "NAME")]
     pub role: Option<String>,
+    /// The app's ServiceAccount (its IRSA subject).
+    #[arg(long, env = "SERVICE_ACCOUNT", value_name = "NAME")]
+    pub service_account: Option<String>,
     /// The Ingress's ALB: its IngressGroup, or NAMESPACE/NAME without one.
     #[arg(long, value_name = "GROUP")]
     pub ingress: Option<String>,
@@ -202,12 +211,9 @@ pub struct Settings {
     pub redis_urls: Vec<String>,
     pub redis_ca_file: Option<PathBuf>,
     pub stream: Option<String>,
-    // The Kubernetes and IRSA checks read these; they come with the ops
-    // CLI's kube.rs and irsa.rs (not merged here yet).
-    #[allow(dead_code)]
     pub kubeconfig: Option<PathBuf>,
-    #[allow(dead_code)]
     pub role: Option<String>,
+    pub service_account: Option<String>,
     pub ingress: Option<String>,
     pub database_security_group: Option<String>,
     pub cache_security_group: Option<String>,
@@ -242,6 +248,8 @@ impl Settings {
             stream: given(&args.stream).or_else(|| from_env(&|e| e.app.kinesis_stream.clone())),
             kubeconfig: args.kubeconfig.clone(),
             role: given(&args.role).or_else(|| from_env(&|e| e.app.role_name.clone())),
+            service_account: given(&args.service_account)
+                .or_else(|| from_env(&|e| e.kubernetes.service_account.clone())),
             ingress: given(&args.ingress).or_else(|| from_env(&|e| e.ingress.group_name.clone())),
             database_security_group: given(&args.database_security_group),
             cache_security_group: given(&args.cache_security_group),
