@@ -129,7 +129,7 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> Run {
     run
 }
 
-const ALL: [&str; 14] = [
+const ALL: [&str; 16] = [
     "aws.credentials",
     "eks.cluster",
     "eks.oidc",
@@ -139,6 +139,8 @@ const ALL: [&str; 14] = [
     "cert.expiry",
     "irsa.chain",
     "kinesis.stream",
+    "k8s.ingress-finalizer",
+    "k8s.rollout",
     "redis.cluster",
     "db.schema",
     "app.ready",
@@ -181,7 +183,7 @@ fn without_inputs_every_check_is_skipped_naming_its_flag() {
             .unwrap_or_else(|| panic!("{code}: a skip names its flag"));
         assert!(fix.contains("--"), "{code}: {fix}");
     }
-    assert!(run.stderr.contains("14 skipped"), "{}", run.stderr);
+    assert!(run.stderr.contains("16 skipped"), "{}", run.stderr);
 
     let human = doctor(&["db.schema"], &[]);
     assert_eq!(human.code, 0);
@@ -1359,5 +1361,156 @@ mod aws {
         }
         drop(proxy);
         drop(moto);
+    }
+}
+
+mod kubernetes {
+    //! No Kubernetes API server runs here: the Kubernetes checks read API
+    //! answers written with k8s-openapi's own types and served locally by
+    //! devstack::FakeKube; the ALB lookup of `k8s.ingress-finalizer` goes
+    //! to moto.
+
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::apps::v1::{
+        Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus,
+    };
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use k8s_openapi::api::networking::v1::Ingress;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::*;
+
+    fn meta(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some("admission".into()),
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn deployment(available: i32, deadline_exceeded: bool) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(3),
+                ..meta("admission")
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "admission".into(),
+                            image: Some("123.dkr.ecr.x/tickets/admission:abc1234".into()),
+                            ..Container::default()
+                        }],
+                        ..PodSpec::default()
+                    }),
+                    ..PodTemplateSpec::default()
+                },
+                ..DeploymentSpec::default()
+            }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(3),
+                replicas: Some(2),
+                updated_replicas: Some(2),
+                ready_replicas: Some(available),
+                available_replicas: Some(available),
+                conditions: deadline_exceeded.then(|| {
+                    vec![DeploymentCondition {
+                        type_: "Progressing".into(),
+                        status: "False".into(),
+                        reason: Some("ProgressDeadlineExceeded".into()),
+                        message: Some(
+                            "ReplicaSet \"admission-7d9\" has timed out progressing.".into(),
+                        ),
+                        ..DeploymentCondition::default()
+                    }]
+                }),
+                ..DeploymentStatus::default()
+            }),
+        }
+    }
+
+    fn ingress(deleting: bool) -> Ingress {
+        Ingress {
+            metadata: ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    "alb.ingress.kubernetes.io/group.name".to_string(),
+                    "tickets-test".to_string(),
+                )])),
+                finalizers: Some(vec!["group.ingress.k8s.aws/tickets-test".into()]),
+                deletion_timestamp: deleting.then(|| Time("2026-12-02T03:00:00Z".parse().unwrap())),
+                ..meta("admission")
+            },
+            ..Ingress::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_rollout_and_an_ingress_stuck_on_its_finalizer_fail_with_the_fix() {
+        let dir = work_dir("kube");
+        let fake = devstack::FakeKube::start().expect("fake kube");
+        let kubeconfig = dir.join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig, "admission").unwrap();
+        let python =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/moto/bin/python");
+        let moto = devstack::Moto::start(&python, &dir.join("moto")).expect("moto");
+        let endpoint = moto.endpoint();
+        let kc = kubeconfig.display().to_string();
+        let run = || {
+            doctor(
+                &[
+                    "k8s.rollout",
+                    "k8s.ingress-finalizer",
+                    "--json",
+                    "--kubeconfig",
+                    &kc,
+                    "--namespace",
+                    "admission",
+                    "--cluster",
+                    "tickets-test",
+                    "--region",
+                    "us-east-1",
+                ],
+                &[
+                    ("AWS_ENDPOINT_URL", &endpoint),
+                    ("AWS_ACCESS_KEY_ID", "test"),
+                    ("AWS_SECRET_ACCESS_KEY", "test"),
+                ],
+            )
+        };
+        fake.put(&deployment(2, false)).unwrap();
+        fake.put(&ingress(false)).unwrap();
+        let healthy = run();
+        assert_eq!(healthy.code, 0, "{}", healthy.stdout);
+        assert_eq!(healthy.check("k8s.rollout").0, "ok");
+        assert_eq!(healthy.check("k8s.ingress-finalizer").0, "ok");
+
+        fake.put(&deployment(0, true)).unwrap();
+        let failed = run();
+        assert_eq!(failed.code, 1);
+        let (status, summary, fix) = failed.check("k8s.rollout");
+        assert_eq!(status, "fail", "{summary}");
+        assert!(summary.contains("timed out progressing"), "{summary}");
+        assert!(fix.unwrap().contains("cargo xtask rollback"));
+        assert_eq!(failed.check("k8s.ingress-finalizer").0, "ok");
+        fake.put(&deployment(2, false)).unwrap();
+
+        // (6) The ALB deleted by hand: the Ingress's delete waits forever
+        // on the controller's finalizer (moto has no ALB of that group).
+        fake.put(&ingress(true)).unwrap();
+        let stuck = run();
+        assert_eq!(stuck.code, 1);
+        let (status, summary, fix) = stuck.check("k8s.ingress-finalizer");
+        assert_eq!(status, "fail", "{summary}");
+        assert!(
+            summary.contains("group.ingress.k8s.aws/tickets-test"),
+            "{summary}"
+        );
+        assert!(fix
+            .unwrap()
+            .contains("kubectl -n admission patch ingress admission --type=json"));
+        assert_eq!(stuck.check("k8s.rollout").0, "ok");
     }
 }

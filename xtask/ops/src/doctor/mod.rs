@@ -17,6 +17,7 @@ mod certs;
 mod check;
 mod db;
 mod irsa_chain;
+mod k8s;
 mod kinesis;
 mod network;
 mod redis;
@@ -80,6 +81,16 @@ pub const CHECKS: &[Check] = &[
         code: "kinesis.stream",
         about: "the event log's stream is ACTIVE and its writes are not throttled",
         run: |c| Box::pin(kinesis::stream(c)),
+    },
+    Check {
+        code: "k8s.ingress-finalizer",
+        about: "no Ingress is stuck in deletion on the controller's finalizer with its ALB gone",
+        run: |c| Box::pin(k8s::ingress_finalizer(c)),
+    },
+    Check {
+        code: "k8s.rollout",
+        about: "the app's Deployment rolled out (as kubectl rollout status decides)",
+        run: |c| Box::pin(k8s::rollout(c)),
     },
     Check {
         code: "redis.cluster",
@@ -157,6 +168,9 @@ pub struct Args {
     /// The app's ServiceAccount (its IRSA subject).
     #[arg(long, env = "SERVICE_ACCOUNT", value_name = "NAME")]
     pub service_account: Option<String>,
+    /// The app's Deployment (the Helm release's name).
+    #[arg(long, env = "DEPLOYMENT", value_name = "NAME")]
+    pub deployment: Option<String>,
     /// The Ingress's ALB: its IngressGroup, or NAMESPACE/NAME without one.
     #[arg(long, value_name = "GROUP")]
     pub ingress: Option<String>,
@@ -214,6 +228,7 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     pub role: Option<String>,
     pub service_account: Option<String>,
+    pub deployment: Option<String>,
     pub ingress: Option<String>,
     pub database_security_group: Option<String>,
     pub cache_security_group: Option<String>,
@@ -248,6 +263,8 @@ impl Settings {
             stream: given(&args.stream).or_else(|| from_env(&|e| e.app.kinesis_stream.clone())),
             kubeconfig: args.kubeconfig.clone(),
             role: given(&args.role).or_else(|| from_env(&|e| e.app.role_name.clone())),
+            deployment: given(&args.deployment)
+                .or_else(|| from_env(&|e| e.kubernetes.release.clone())),
             service_account: given(&args.service_account)
                 .or_else(|| from_env(&|e| e.kubernetes.service_account.clone())),
             ingress: given(&args.ingress).or_else(|| from_env(&|e| e.ingress.group_name.clone())),
