@@ -1291,6 +1291,39 @@ mod aws {
         .await;
         set_certificate(import(&acm, 200).await).await;
 
+        // A prewarm of the stream that outlived its duration: a warning.
+        let kinesis = aws_sdk_kinesis::Client::new(&config);
+        kinesis
+            .add_tags_to_stream()
+            .stream_name(STREAM)
+            .tags(
+                "ops.tickets/prewarm",
+                "until=2026-01-15T08:00:00Z;previous=2",
+            )
+            .send()
+            .await
+            .unwrap();
+        let run = {
+            let endpoint = endpoint.clone();
+            let args = env.clone();
+            tokio::task::spawn_blocking(move || run_doctor(&endpoint, &args))
+                .await
+                .unwrap()
+        };
+        let (status, summary, fix) = run.check("kinesis.stream");
+        assert_eq!(status, "warn", "{summary}");
+        assert!(summary.contains("prewarmed until 2026-01-15"), "{summary}");
+        assert!(fix
+            .unwrap()
+            .contains("cargo xtask prewarm --env <env> --undo"));
+        kinesis
+            .remove_tags_from_stream()
+            .stream_name(STREAM)
+            .tag_keys("ops.tickets/prewarm")
+            .send()
+            .await
+            .unwrap();
+
         // Kinesis throttling writes right now (CloudWatch's own metric).
         // (moto takes the Query protocol unsigned, routed by the credential
         // scope of the Authorization header; doctor signs its own.)

@@ -1,6 +1,7 @@
 //! `kinesis.stream`: the event log's stream is ACTIVE and its writes are
 //! not throttled now (CloudWatch's WriteProvisionedThroughputExceeded over
-//! the last five minutes).
+//! the last five minutes), and no prewarm of it outlived its duration
+//! (`prewarm.rs`'s tag).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -95,6 +96,34 @@ pub async fn stream(ctx: Arc<Ctx>) -> Outcome {
                 (shards.max(1) * 2)
             ),
         );
+    }
+    // A prewarm records its end in a tag on the stream (prewarm.rs): one
+    // that outlived it keeps paying for capacity nobody asked for.
+    if let Ok(tags) = kinesis
+        .list_tags_for_stream()
+        .stream_name(name)
+        .send()
+        .await
+    {
+        let record = tags
+            .tags()
+            .iter()
+            .find(|t| t.key() == crate::prewarm::TAG)
+            .and_then(|t| t.value())
+            .and_then(crate::prewarm::Record::parse);
+        if let Some(r) = record {
+            if r.expired(crate::cert::now()) {
+                let env = ctx.settings.env.as_deref().unwrap_or("<env>");
+                return Outcome::warn(
+                    format!(
+                        "{head}: prewarmed until {}, which has passed (it was {} before)",
+                        crate::cert::format_time(r.until),
+                        r.previous
+                    ),
+                    format!("put the floors back: cargo xtask prewarm --env {env} --undo"),
+                );
+            }
+        }
     }
     Outcome::ok(format!("{head}, no throttled writes in the last 5 minutes"))
 }
