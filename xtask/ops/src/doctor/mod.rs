@@ -484,6 +484,34 @@ mod tests {
     }
 
     #[test]
+    fn env_names_fill_what_the_flags_leave_and_flags_win() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: Args,
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dev = Environment::load(&root, "dev").unwrap();
+        let args =
+            Only::try_parse_from(["doctor", "--env", "dev", "--stream", "mine", "--region", ""])
+                .unwrap()
+                .args;
+        let s = Settings::resolve(&args, Some(&dev));
+        assert_eq!(s.cluster.as_deref(), Some(dev.kubernetes.cluster.as_str()));
+        assert_eq!(
+            s.region.as_deref(),
+            Some(dev.aws.region.as_str()),
+            "an empty flag is no value"
+        );
+        assert_eq!(s.stream.as_deref(), Some("mine"));
+        assert_eq!(s.url, Some(format!("https://{}", dev.ingress.host)));
+        assert_eq!(s.ingress.as_deref(), Some(dev.ingress.group_name.as_str()));
+        assert_eq!(s.role.as_deref(), Some(dev.app.role_name.as_str()));
+        assert_eq!(s.account_id.as_deref(), Some(dev.aws.account_id.as_str()));
+    }
+
+    #[test]
     fn codes_are_unique_and_dotted() {
         let mut seen = std::collections::BTreeSet::new();
         for c in CHECKS {
