@@ -48,16 +48,35 @@ struct Keygen {
     out: Option<PathBuf>,
 }
 
-/// Apply the database migrations embedded in this binary (needs only
-/// DATABASE_URL).
+/// Apply the database migrations embedded in this binary (`up`, the
+/// default), or compare them with the database's (`status`). Needs only
+/// DATABASE_URL.
 #[derive(clap::Args)]
 struct Migrate {
-    /// The database, as a user allowed to change the schema.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    #[command(subcommand)]
+    action: Option<MigrateAction>,
+    /// The database, as a user allowed to change the schema (`status` only
+    /// reads).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
     /// Milliseconds to wait for the database connection.
-    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "DATABASE_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
     database_timeout_ms: u64,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum MigrateAction {
+    /// Apply every pending migration (the default).
+    Up,
+    /// List applied, pending and drifted migrations (a drifted one was
+    /// applied from a file that has changed since); exit 1 on drift or a
+    /// failed migration, changing nothing.
+    Status,
 }
 
 /// An error and its causes on one line, each cause once (the library's
@@ -92,13 +111,22 @@ fn keygen(k: Keygen) -> anyhow::Result<()> {
     Ok(())
 }
 
+const NO_DATABASE: &str =
+    "no database: pass --database-url mysql://user:pass@host:3306/db or set DATABASE_URL";
+
 fn migrate(m: Migrate) -> anyhow::Result<()> {
+    let Some(url) = m.database_url.as_deref() else {
+        anyhow::bail!(NO_DATABASE);
+    };
     admission::server::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let timeout = std::time::Duration::from_millis(m.database_timeout_ms);
-    let report = runtime.block_on(admission::booking::db::migrate(&m.database_url, timeout))?;
+    if m.action == Some(MigrateAction::Status) {
+        return migrate_status(&runtime, url, timeout);
+    }
+    let report = runtime.block_on(admission::booking::db::migrate(url, timeout))?;
     println!(
         "admission migrate: {} applied, {} already in place; schema at version {}",
         report.applied.len(),
@@ -108,6 +136,45 @@ fn migrate(m: Migrate) -> anyhow::Result<()> {
             .map(|v| v.to_string())
             .unwrap_or_else(|| "none".into())
     );
+    Ok(())
+}
+
+/// One line per migration on stdout, a summary on stderr; an error when
+/// the schema drifted (exit 1).
+fn migrate_status(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    use admission::booking::db::{migration_status, MigrationState};
+    let status = runtime.block_on(migration_status(url, timeout))?;
+    for m in &status.migrations {
+        let note = match m.state {
+            MigrationState::Drifted => {
+                "  (its file changed after it was applied: restore the file from the commit that applied it, or fix the schema by a new migration)"
+            }
+            MigrationState::Failed => "  (started and never finished: repair the schema by hand, then delete its row from _sqlx_migrations)",
+            MigrationState::Unknown => "  (not in this build: the database was migrated by a newer one)",
+            _ => "",
+        };
+        println!(
+            "{:<8} {} {}{note}",
+            m.state.as_str(),
+            m.version,
+            m.description
+        );
+    }
+    eprintln!(
+        "admission migrate status: {} applied, {} pending, {} drifted, {} failed, {} unknown",
+        status.count(MigrationState::Applied),
+        status.count(MigrationState::Pending),
+        status.count(MigrationState::Drifted),
+        status.count(MigrationState::Failed),
+        status.count(MigrationState::Unknown),
+    );
+    if status.is_broken() {
+        anyhow::bail!("the schema drifted from this build's migrations");
+    }
     Ok(())
 }
 
@@ -183,6 +250,11 @@ fn main() -> ExitCode {
     let (name, result) = match cli.command {
         None => return serve(cli.serve),
         Some(Command::Keygen(k)) => ("keygen", keygen(k)),
+        Some(Command::Migrate(m)) if m.database_url.as_deref().is_none_or(str::is_empty) => {
+            // A missing setting is a usage error, as for the server.
+            eprintln!("admission migrate: {NO_DATABASE}");
+            return ExitCode::from(2);
+        }
         Some(Command::Migrate(m)) => ("migrate", migrate(m)),
     };
     match result {

@@ -109,13 +109,29 @@ impl Bench {
 
 /// Apply the database migrations (`admission migrate`) to --database-url,
 /// else $DATABASE_URL, else the `cargo xtask dev` database (as its
-/// migration user).
+/// migration user); or list applied, pending and drifted ones (`status`,
+/// exit 1 on drift). In AWS the database is reachable only from inside the
+/// cluster, where the chart's PreSync Job migrates.
 #[derive(Debug, Default, Args, PartialEq, Eq)]
 pub struct Migrate {
+    /// `up` applies what is pending; `status` lists applied, pending and
+    /// drifted migrations (a changed checksum) and changes nothing.
+    #[arg(value_enum, default_value_t = MigrateAction::Up)]
+    pub action: MigrateAction,
     /// mysql://user:password@host:3306/database, as a user allowed to change
     /// the schema.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Change nothing: show which migrations `up` would apply.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateAction {
+    #[default]
+    Up,
+    Status,
 }
 
 /// Install what the dev stack and the tests need, pinned, when this
@@ -201,6 +217,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(p(&["bench", "--fans", "0"]).is_err());
+        match p(&["migrate"]).unwrap().command {
+            Some(Command::Migrate(m)) => assert_eq!(m, Migrate::default()),
+            other => panic!("{other:?}"),
+        }
+        match p(&["migrate", "status", "--database-url", "mysql://u@h/d"])
+            .unwrap()
+            .command
+        {
+            Some(Command::Migrate(m)) => assert_eq!(
+                (m.action, m.database_url.as_deref(), m.dry_run),
+                (MigrateAction::Status, Some("mysql://u@h/d"), false)
+            ),
+            other => panic!("{other:?}"),
+        }
+        match p(&["migrate", "up", "--dry-run"]).unwrap().command {
+            Some(Command::Migrate(m)) => assert!(m.dry_run && m.action == MigrateAction::Up),
+            other => panic!("{other:?}"),
+        }
+        assert!(p(&["migrate", "down"]).is_err());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());
     }

@@ -88,7 +88,8 @@ pub fn build_command(root: &Path) -> Command {
     cmd
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// Cargo's target folder for builds run from `root`.
+pub fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),

@@ -31,9 +31,11 @@ fn help_lists_the_subcommands_and_every_help_exits_zero() {
     ] {
         assert!(help.contains(needle), "`admission --help` lacks {needle}");
     }
-    for sub in ["keygen", "migrate"] {
-        let out = admission(&[sub, "--help"], &[]);
-        assert!(out.status.success(), "{sub} --help: {}", text(&out));
+    for sub in ["keygen", "migrate", "migrate status", "migrate up"] {
+        let sub: Vec<&str> = sub.split(' ').collect();
+        let sub = sub.as_slice();
+        let out = admission(&[sub, &["--help"]].concat(), &[]);
+        assert!(out.status.success(), "{sub:?} --help: {}", text(&out));
     }
 }
 
@@ -90,5 +92,67 @@ async fn migrate_runs_with_only_database_url() {
     assert!(
         !text(&wrong).contains(":x@"),
         "the password is never printed"
+    );
+}
+
+#[tokio::test]
+async fn migrate_status_lists_applied_pending_and_drifted_and_fails_on_drift() {
+    let db = Db::start().await;
+    let url = [("DATABASE_URL", db.migrator_url.as_str())];
+    let out = admission(&["migrate", "status"], &url);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let migrations = stdout.lines().count();
+    assert!(migrations >= 3, "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.starts_with("applied ")),
+        "{stdout}"
+    );
+    assert!(
+        text(&out).contains("0 pending, 0 drifted"),
+        "{}",
+        text(&out)
+    );
+
+    // The newest migration undone: pending, which is no drift (exit 0).
+    let newest = db.sql("SELECT MAX(version) FROM _sqlx_migrations");
+    db.sql(&format!(
+        "DELETE FROM _sqlx_migrations WHERE version = {newest}"
+    ));
+    let out = admission(&["migrate", "status"], &url);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("pending  {newest} ")),
+        "{}",
+        text(&out)
+    );
+
+    // The oldest one's file "changed" after it was applied: drift, exit 1.
+    let oldest = db.sql("SELECT MIN(version) FROM _sqlx_migrations");
+    db.sql(&format!(
+        "UPDATE _sqlx_migrations SET checksum = UNHEX(SHA2('edited', 384)) WHERE version = {oldest}"
+    ));
+    let out = admission(
+        &["migrate", "--database-url", &db.migrator_url, "status"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains(&format!("drifted  {oldest} ")), "{stdout}");
+    assert!(
+        text(&out).contains("1 pending, 1 drifted"),
+        "{}",
+        text(&out)
+    );
+
+    // A database never migrated: everything pending.
+    let (fresh, _, _) = db.server.create_database("fresh").unwrap();
+    let out = admission(&["migrate", "status"], &[("DATABASE_URL", &fresh)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(stdout.lines().count(), migrations, "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.starts_with("pending ")),
+        "{stdout}"
     );
 }

@@ -9,6 +9,10 @@
 pub const AUDIT: &str =
     "Check a sale's fairness from the Kinesis event log: joins, admissions, duplicates, lost, order";
 
+/// `doctor`: see `doctor/mod.rs`.
+pub const DOCTOR: &str =
+    "Check the environment on-call looks at first (AWS, EKS, network, ALB, Kinesis, Redis, schema, app) and say the fix";
+
 /// `build`: see `image.rs`.
 pub const BUILD: &str =
     "Build the app's image (app/Dockerfile, tagged with the git short sha) and push it to ECR";
@@ -53,6 +57,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("build", BUILD),
     ("cert", CERT),
     ("deploy", DEPLOY),
+    ("doctor", DOCTOR),
     ("irsa", IRSA),
     ("pause", PAUSE),
     ("prewarm", PREWARM),

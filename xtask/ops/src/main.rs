@@ -14,6 +14,7 @@ pub mod cert;
 mod commands;
 mod confirm;
 mod deploy;
+mod doctor;
 pub mod environment;
 mod finding;
 mod git;
@@ -48,6 +49,8 @@ enum Command {
     Cert(cert::Command),
     #[command(about = commands::DEPLOY)]
     Deploy(deploy::Args),
+    #[command(about = commands::DOCTOR)]
+    Doctor(Box<doctor::Args>),
     #[command(about = commands::IRSA, subcommand)]
     Irsa(irsa::Command),
     #[command(about = commands::PAUSE)]
@@ -69,6 +72,7 @@ impl Command {
             Command::Build(_) => "build",
             Command::Cert(_) => "cert",
             Command::Deploy(_) => "deploy",
+            Command::Doctor(_) => "doctor",
             Command::Irsa(_) => "irsa",
             Command::Pause(_) => "pause",
             Command::Prewarm(_) => "prewarm",
@@ -97,6 +101,7 @@ async fn main() -> ExitCode {
         Command::Build(args) => image::build(args).await.map_err(anyhow::Error::from),
         Command::Cert(command) => cert::run(command).await.map_err(anyhow::Error::from),
         Command::Deploy(args) => deploy::run(args).await.map_err(anyhow::Error::from),
+        Command::Doctor(args) => doctor::run(args).await.map_err(anyhow::Error::from),
         Command::Irsa(command) => irsa::run(command).await.map_err(anyhow::Error::from),
         Command::Pause(args) => pause::run(args, pause::Direction::Pause)
             .await
