@@ -897,6 +897,13 @@ impl std::fmt::Display for Value {
     }
 }
 
+/// `[prewarm]` floors (environment file) that must stay within a maximum
+/// the tfvars set: `cargo xtask prewarm` would ask for more than allowed.
+const PREWARM_WITHIN: &[(&str, &str)] = &[
+    ("prewarm.cache_ecpu", "cache_max_ecpu_per_second"),
+    ("prewarm.readers", "aurora_reader_autoscaling_max"),
+];
+
 /// What disagrees between an environment file and its tfvars, one line each.
 fn disagreements(
     env: &str,
@@ -914,6 +921,20 @@ fn disagreements(
             (Some(a), Some(b)) => found.push(format!("{var} = {b}, but {shown_key} = {a}")),
             (Some(a), None) => found.push(format!("{var} is missing ({shown_key} = {a})")),
             (None, _) => found.push(format!("{shown_key} is missing from the environment file")),
+        }
+    }
+    let number = |v: Option<&Value>| match v {
+        Some(Value::Other(n)) => n.parse::<i64>().ok(),
+        _ => None,
+    };
+    for (key, var) in PREWARM_WITHIN {
+        if let (Some(floor), Some(max)) = (number(toml.get(*key)), number(tfvars.get(*var))) {
+            if floor > max {
+                let k = key.trim_start_matches("prewarm.");
+                found.push(format!(
+                    "[prewarm].{k} = {floor} is above {var} = {max}: prewarm would ask for more than the maximum"
+                ));
+            }
         }
     }
     if env == "prod" {
@@ -1452,6 +1473,30 @@ deletion_protection = false
             &parse_assignments(&fixed)
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_prewarm_floor_above_its_maximum_disagrees() {
+        let tfvars = format!(
+            "{TFVARS}\ncache_max_ecpu_per_second = 1000\naurora_reader_autoscaling_max = 2\n"
+        );
+        let within = format!("{TOML}\n[prewarm]\ncache_ecpu = 1000\nreaders = 2\n");
+        let found = disagreements(
+            "dev",
+            &parse_assignments(&within),
+            &parse_assignments(&tfvars),
+        );
+        assert!(!found.iter().any(|d| d.contains("prewarm")), "{found:?}");
+        let above = format!("{TOML}\n[prewarm]\ncache_ecpu = 1001\nreaders = 3\n");
+        let found = disagreements(
+            "dev",
+            &parse_assignments(&above),
+            &parse_assignments(&tfvars),
+        );
+        let prewarm: Vec<&String> = found.iter().filter(|d| d.contains("prewarm")).collect();
+        assert_eq!(prewarm.len(), 2, "{found:?}");
+        assert!(prewarm[0]
+            .contains("[prewarm].cache_ecpu = 1001 is above cache_max_ecpu_per_second = 1000"));
     }
 
     #[test]

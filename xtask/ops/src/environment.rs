@@ -57,6 +57,9 @@ pub struct Environment {
     pub network: Network,
     pub ingress: Ingress,
     pub gitops: Gitops,
+    /// The floors `prewarm` raises where no flag names them (optional).
+    #[serde(default)]
+    pub prewarm: Prewarm,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -126,6 +129,19 @@ pub struct Ingress {
 pub struct Gitops {
     pub repo_url: String,
     pub revision: String,
+}
+
+/// `[prewarm]`: the floors a sale needs, raised by `cargo xtask prewarm`
+/// (each of its flags overrides the key of the same name). A stream has
+/// either `shards` (provisioned) or `warm_mibps` (on-demand), never both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prewarm {
+    pub cache_ecpu: Option<i32>,
+    pub shards: Option<i32>,
+    pub warm_mibps: Option<i32>,
+    pub readers: Option<i32>,
+    pub replicas: Option<i32>,
 }
 
 impl Environment {

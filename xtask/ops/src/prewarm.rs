@@ -442,9 +442,36 @@ async fn cluster_arn_and_tag(
     Ok((db.db_cluster_arn().unwrap_or_default().to_string(), record))
 }
 
+impl Args {
+    /// The floors of the flags, each one they leave out taken from the
+    /// environment's `[prewarm]`; a stream flag (`--shards` or
+    /// `--warm-mibps`) overrides both of the file's stream keys.
+    pub fn with_defaults(&self, file: &crate::environment::Prewarm) -> Args {
+        let mut a = self.clone();
+        if a.undo {
+            return a;
+        }
+        a.cache_ecpu = a.cache_ecpu.or(file.cache_ecpu);
+        if a.shards.is_none() && a.warm_mibps.is_none() {
+            a.shards = file.shards;
+            a.warm_mibps = file.warm_mibps;
+        }
+        a.readers = a.readers.or(file.readers);
+        a.replicas = a.replicas.or(file.replicas);
+        a
+    }
+}
+
 pub async fn run(args: &Args) -> Result<crate::Verdict, PrewarmError> {
     let root = crate::environment::repository_root()?;
     let env = Environment::load(&root, &args.env)?;
+    if env.prewarm.shards.is_some() && env.prewarm.warm_mibps.is_some() {
+        return Err(PrewarmError::Refused(format!(
+            "environments/{}.toml: [prewarm] names both shards and warm_mibps; a stream is either provisioned or on-demand",
+            env.name
+        )));
+    }
+    let args = &args.with_defaults(&env.prewarm);
     if !args.undo
         && [
             args.cache_ecpu,
@@ -457,7 +484,7 @@ pub async fn run(args: &Args) -> Result<crate::Verdict, PrewarmError> {
         .all(Option::is_none)
     {
         return Err(PrewarmError::Refused(
-            "name at least one floor: --cache-ecpu, --shards or --warm-mibps, --readers, --replicas".into(),
+            format!("name at least one floor: --cache-ecpu, --shards or --warm-mibps, --readers, --replicas (or their keys under [prewarm] in environments/{}.toml)", env.name),
         ));
     }
     let git = Git::new(&root);
@@ -819,5 +846,55 @@ mod tests {
         assert_eq!(Record::parse(&r.tag()), Some(r.clone()));
         assert!(r.expired(1_800_000_001) && !r.expired(1_800_000_000));
         assert_eq!(Record::parse("until=soon;previous=4"), None);
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let mut argv = vec!["prewarm", "--env", "prod"];
+        argv.extend_from_slice(extra);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn the_environments_floors_fill_what_the_flags_leave_and_flags_win() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let prod = Environment::load(&root, "prod").unwrap().prewarm;
+        assert!(
+            prod.cache_ecpu.is_some() && prod.readers.is_some() && prod.replicas.is_some(),
+            "prod names its sale floors: {prod:?}"
+        );
+        assert!(prod.shards.is_some() != prod.warm_mibps.is_some());
+        // `prewarm --env prod --for 3h` alone raises prod's floors.
+        let a = args(&["--for", "3h"]).with_defaults(&prod);
+        assert_eq!(
+            (a.cache_ecpu, a.shards, a.warm_mibps, a.readers, a.replicas),
+            (
+                prod.cache_ecpu,
+                prod.shards,
+                prod.warm_mibps,
+                prod.readers,
+                prod.replicas
+            )
+        );
+        // A flag wins over its key; a stream flag over both stream keys.
+        let a =
+            args(&["--for", "3h", "--replicas", "7", "--warm-mibps", "50"]).with_defaults(&prod);
+        assert_eq!(
+            (a.replicas, a.warm_mibps, a.shards),
+            (Some(7), Some(50), None)
+        );
+        assert_eq!(a.cache_ecpu, prod.cache_ecpu);
+        // --undo takes nothing from the file.
+        let a = args(&["--undo"]).with_defaults(&prod);
+        assert_eq!((a.cache_ecpu, a.shards, a.replicas), (None, None, None));
+        // No file floors: the flags alone.
+        let dev = Environment::load(&root, "dev").unwrap().prewarm;
+        assert_eq!(dev, crate::environment::Prewarm::default());
+        let a = args(&["--for", "1h", "--readers", "2"]).with_defaults(&dev);
+        assert_eq!((a.cache_ecpu, a.shards, a.readers), (None, None, Some(2)));
     }
 }
