@@ -174,6 +174,18 @@ where
     }
 }
 
+/// A failed call in one line: the service's code and message when it
+/// answered, else [`explain`]'s whole story.
+pub fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err.code() {
+        Some(code) => format!("{code}: {}", err.message().unwrap_or("(no message)")),
+        None => explain(err),
+    }
+}
+
 /// Exponential backoff with jitter: the n-th wait is drawn from
 /// `[d/2, d]` with `d = min(cap, base * 2^n)`, so waiters spread out but
 /// each still waits.

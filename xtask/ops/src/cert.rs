@@ -37,10 +37,7 @@ fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     call: &'static str,
     e: &aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
 ) -> CertError {
-    let message = match e.code() {
-        Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-        None => crate::aws::explain(e),
-    };
+    let message = crate::aws::describe(e);
     CertError::Aws {
         service,
         call,

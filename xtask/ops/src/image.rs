@@ -44,10 +44,7 @@ fn ecr_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> ImageError {
     ImageError::Ecr {
         call,
-        message: match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-            None => crate::aws::explain(e),
-        },
+        message: crate::aws::describe(e),
     }
 }
 

@@ -758,10 +758,7 @@ where
     CheckError::Call {
         service,
         call,
-        message: match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-            None => crate::aws::explain(e),
-        },
+        message: crate::aws::describe(e),
     }
 }
 

@@ -57,10 +57,7 @@ fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     PauseError::Call {
         service,
         call,
-        message: match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-            None => crate::aws::explain(e),
-        },
+        message: crate::aws::describe(e),
     }
 }
 
@@ -256,10 +253,7 @@ async fn cluster_status(rds: &aws_sdk_rds::Client, id: &str) -> Result<String, P
         .map_err(|e| PauseError::Call {
             service: "rds",
             call: "DescribeDBClusters",
-            message: match e.code() {
-                Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-                None => crate::aws::explain(&e),
-            },
+            message: crate::aws::describe(&e),
         })?;
     Ok(out
         .db_clusters()

@@ -70,10 +70,7 @@ fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     PrewarmError::Call {
         service,
         call,
-        message: match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
-            None => crate::aws::explain(e),
-        },
+        message: crate::aws::describe(e),
     }
 }
 
