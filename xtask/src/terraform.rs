@@ -16,7 +16,9 @@
 //! - meanwhile, on another thread: a moto server (pinned in
 //!   `xtask/python/moto.txt`), `plan` and `apply` of terraform/tests/moto
 //!   against it, `check.py` asserting through moto's API what was created,
-//!   and `destroy`.
+//!   the whole `doctor` (the ops binary) against what was created: every
+//!   check ok or skipped for want of an input moto cannot give, and the
+//!   AWS checks among the ok ones; then `destroy`.
 //!
 //! Terraform's working files (`.terraform`, plans, state, moto's log) go to
 //! `target/tf`; lock files that `init` writes into modules are removed again,
@@ -91,6 +93,23 @@ const CHECKOV_TIMEOUT: Duration = Duration::from_secs(300);
 const PLAN_TIMEOUT: Duration = Duration::from_secs(180);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(420);
 const MOTO_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+const OPS_BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
+const DOCTOR_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The doctor checks the moto root gives every input to: each must be ok
+/// (`cert.expiry` with no listener and no Client VPN; `irsa.chain` on the
+/// AWS side only). The others need a Kubernetes API, a database, a cache
+/// or the app, none of which this root has: each must be skipped.
+const DOCTOR_OK_ON_MOTO: &[&str] = &[
+    "aws.credentials",
+    "eks.cluster",
+    "eks.oidc",
+    "network.subnet-tags",
+    "network.security-groups",
+    "cert.expiry",
+    "irsa.chain",
+    "kinesis.stream",
+];
 
 type Outcome<T = ()> = std::result::Result<T, String>;
 
@@ -904,6 +923,18 @@ const PREWARM_WITHIN: &[(&str, &str)] = &[
     ("prewarm.readers", "aurora_reader_autoscaling_max"),
 ];
 
+/// Security-group names the environment file gives doctor, and the tfvars
+/// name plus suffix the Terraform module builds them from
+/// (`modules/aurora`: `<name>-aurora`, `modules/cache`: `<name>-cache`).
+const SECURITY_GROUP_NAMES: &[(&str, &str, &str)] = &[
+    (
+        "network.database_security_group",
+        "aurora_cluster",
+        "-aurora",
+    ),
+    ("network.cache_security_group", "cache_name", "-cache"),
+];
+
 /// What disagrees between an environment file and its tfvars, one line each.
 fn disagreements(
     env: &str,
@@ -933,6 +964,18 @@ fn disagreements(
                 let k = key.trim_start_matches("prewarm.");
                 found.push(format!(
                     "[prewarm].{k} = {floor} is above {var} = {max}: prewarm would ask for more than the maximum"
+                ));
+            }
+        }
+    }
+    for (key, var, suffix) in SECURITY_GROUP_NAMES {
+        if let (Some(Value::Str(given)), Some(Value::Str(name))) =
+            (toml.get(*key), tfvars.get(*var))
+        {
+            if *given != format!("{name}{suffix}") {
+                let (section, k) = key.split_once('.').unwrap_or(("", key));
+                found.push(format!(
+                    "[{section}].{k} = {given:?}, but Terraform names that group \"{name}{suffix}\" ({var} + {suffix:?})"
                 ));
             }
         }
@@ -1031,7 +1074,13 @@ fn moto_apply_and_check(root: &Path, tf: &Terraform) -> Outcome<String> {
     let dir = tf.work.join("moto");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let moto = devstack::Moto::start(&venv.python(), &dir).map_err(|e| e.to_string())?;
+    // The EKS module attaches AWS-managed policies to its roles.
+    let moto = devstack::Moto::start_with(
+        &venv.python(),
+        &dir,
+        &[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")],
+    )
+    .map_err(|e| e.to_string())?;
     let endpoint = moto.endpoint();
     eprintln!("terraform: [moto] server at {endpoint}, log in {WORK_DIR}/moto/moto.log");
 
@@ -1089,6 +1138,15 @@ fn moto_apply_and_check(root: &Path, tf: &Terraform) -> Outcome<String> {
         eprintln!("terraform: [moto] check.py: {passed} checks passed");
         Ok(passed)
     });
+    let doctored = checked.and_then(|passed| {
+        let at = Instant::now();
+        let what = doctor_on_moto(root, moto.port, &state).map_err(moto_failed)?;
+        eprintln!(
+            "terraform: [moto] doctor: {what} ({} s)",
+            at.elapsed().as_secs()
+        );
+        Ok((passed, what))
+    });
     let destroyed = if state.is_file() {
         step(
             "destroy",
@@ -1108,11 +1166,156 @@ fn moto_apply_and_check(root: &Path, tf: &Terraform) -> Outcome<String> {
         Ok(())
     };
     drop(moto);
-    let passed = checked?;
+    let (passed, doctor) = doctored?;
     destroyed?;
     Ok(format!(
-        "{summary} applied, {passed} checks through moto's API passed, destroyed ({} s)",
+        "{summary} applied, {passed} checks through moto's API passed, doctor: {doctor}, destroyed ({} s)",
         started.elapsed().as_secs()
+    ))
+}
+
+/// Runs `doctor --json` against the applied moto root, with the names
+/// Terraform's outputs give and nothing from this machine's environment,
+/// and judges its answer with [`judge_doctor`].
+///
+/// moto has no Client VPN: a proxy in front of it answers
+/// `DescribeClientVpnEndpoints` as EC2 does for an account without any
+/// (this root creates none), and forwards everything else.
+fn doctor_on_moto(root: &Path, moto_port: u16, state: &Path) -> Outcome<String> {
+    let state: serde_json::Value = std::fs::read_to_string(state)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| format!("reading the state: {e}"))?;
+    let output = |name: &str| -> Outcome<String> {
+        state["outputs"][name]["value"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("the state has no output `{name}`"))
+    };
+    let binary = match std::env::var_os("OPS_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            run_bounded(crate::ops::build_command(root), OPS_BUILD_TIMEOUT)
+                .map_err(|e| format!("building the ops binary: {e}"))?;
+            crate::ops::target_dir(root).join("debug/ops")
+        }
+    };
+    let proxy = devstack::AwsProxy::start(([127, 0, 0, 1], moto_port).into(), |call| {
+        if call
+            .body
+            .split('&')
+            .any(|pair| pair == "Action=DescribeClientVpnEndpoints")
+        {
+            devstack::AwsReply::xml(NO_CLIENT_VPN)
+        } else {
+            devstack::AwsReply::Forward
+        }
+    })
+    .map_err(|e| format!("starting the proxy in front of moto: {e}"))?;
+    let work = root.join(WORK_DIR).join("moto");
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "doctor",
+        "--json",
+        "--timeout",
+        "30",
+        "--region",
+        "ap-northeast-2",
+    ])
+    .args(["--cluster", &output("cluster_name")?])
+    .args(["--stream", &output("stream_name")?])
+    .args(["--role", &output("app_role_name")?])
+    .args(["--namespace", "admission", "--service-account", "admission"])
+    // By name, as environments/<env>.toml gives it (modules/aurora names
+    // it `<name>-aurora`): doctor finds it in the cluster's VPC.
+    .args([
+        "--database-security-group",
+        &format!("{}-aurora", output("aurora_cluster_id")?),
+    ]);
+    // doctor's fallbacks: nothing of this machine's may leak in.
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
+        "REDIS_CA_FILE",
+        "KINESIS_STREAM",
+        "KUBECONFIG",
+        "EKS_CLUSTER",
+        "NAMESPACE",
+        "APP_URL",
+        "APP_ROLE_NAME",
+        "SERVICE_ACCOUNT",
+        "DEPLOYMENT",
+        "DATABASE_SECURITY_GROUP",
+        "CACHE_SECURITY_GROUP",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "moto")
+        .env("AWS_SECRET_ACCESS_KEY", "moto")
+        .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            work.join("no-aws-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let (status, out) = run_capture(cmd, DOCTOR_TIMEOUT)?;
+    // stdout (one JSON object) comes first, then stderr.
+    let answer = serde_json::Deserializer::from_str(&out)
+        .into_iter::<serde_json::Value>()
+        .next()
+        .and_then(|v| v.ok())
+        .ok_or_else(|| format!("doctor printed no JSON ({status}):\n{}", tail(&out, 30)))?;
+    judge_doctor(&answer, status.success()).map_err(|e| format!("{e}\n{}", tail(&out, 40)))
+}
+
+/// EC2's answer to `DescribeClientVpnEndpoints` when there is none.
+const NO_CLIENT_VPN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeClientVpnEndpointsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</requestId><clientVpnEndpoint/></DescribeClientVpnEndpointsResponse>"#;
+
+/// Every check of `answer` (doctor's `--json`) ok or skipped, those of
+/// [`DOCTOR_OK_ON_MOTO`] ok, and doctor exited 0.
+fn judge_doctor(answer: &serde_json::Value, exited_ok: bool) -> Outcome<String> {
+    let checks = answer["checks"]
+        .as_array()
+        .ok_or("doctor's answer has no `checks` list")?;
+    let mut ok = Vec::new();
+    let mut skipped = 0;
+    let mut wrong = Vec::new();
+    for check in checks {
+        let code = check["code"].as_str().unwrap_or("?");
+        let status = check["status"].as_str().unwrap_or("?");
+        let expected_ok = DOCTOR_OK_ON_MOTO.contains(&code);
+        match status {
+            "ok" => ok.push(code),
+            "skip" if !expected_ok => skipped += 1,
+            _ => wrong.push(format!(
+                "{code} is {status}: {} (fix: {})",
+                check["summary"].as_str().unwrap_or(""),
+                check["fix"].as_str().unwrap_or("none")
+            )),
+        }
+    }
+    for code in DOCTOR_OK_ON_MOTO {
+        if !checks.iter().any(|c| c["code"] == *code) {
+            wrong.push(format!("{code} is missing from doctor's answer"));
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(format!("doctor against moto: {}", wrong.join("; ")));
+    }
+    if !exited_ok {
+        return Err("doctor exited non-zero with no failed check".into());
+    }
+    Ok(format!(
+        "{} checks ok ({}), {skipped} skipped",
+        ok.len(),
+        ok.join(", ")
     ))
 }
 
@@ -1238,6 +1441,35 @@ fn tail(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn doctor_answer(statuses: &[(&str, &str)]) -> serde_json::Value {
+        let checks: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|(code, status)| {
+                serde_json::json!({"code": code, "status": status, "summary": "s", "fix": null})
+            })
+            .collect();
+        serde_json::json!({ "checks": checks })
+    }
+
+    #[test]
+    fn doctor_on_moto_needs_the_aws_checks_ok_and_the_rest_skipped() {
+        let mut all: Vec<(&str, &str)> = DOCTOR_OK_ON_MOTO.iter().map(|c| (*c, "ok")).collect();
+        all.push(("db.schema", "skip"));
+        assert!(judge_doctor(&doctor_answer(&all), true)
+            .unwrap()
+            .ends_with("1 skipped"));
+        assert!(judge_doctor(&doctor_answer(&all), false).is_err());
+        let mut skipped_aws = all.clone();
+        skipped_aws[1].1 = "skip";
+        let e = judge_doctor(&doctor_answer(&skipped_aws), true).unwrap_err();
+        assert!(e.contains("eks.cluster is skip"), "{e}");
+        let mut warned = all.clone();
+        warned.push(("app.ready", "warn"));
+        assert!(judge_doctor(&doctor_answer(&warned), true).is_err());
+        let e = judge_doctor(&doctor_answer(&all[1..]), true).unwrap_err();
+        assert!(e.contains("aws.credentials is missing"), "{e}");
+    }
 
     const TOML: &str = r#"
 # The dev environment's names
@@ -1497,6 +1729,35 @@ deletion_protection = false
         assert_eq!(prewarm.len(), 2, "{found:?}");
         assert!(prewarm[0]
             .contains("[prewarm].cache_ecpu = 1001 is above cache_max_ecpu_per_second = 1000"));
+    }
+
+    #[test]
+    fn security_group_names_must_be_the_ones_terraform_gives() {
+        let tfvars =
+            format!("{TFVARS}\naurora_cluster = \"t-dev\"\ncache_name = \"t-dev-queue\"\n");
+        let toml = |db: &str| {
+            format!("{TOML}\n[network]\ndatabase_security_group = \"{db}\"\ncache_security_group = \"t-dev-queue-cache\"\n")
+        };
+        let found = disagreements(
+            "dev",
+            &parse_assignments(&toml("t-dev-aurora")),
+            &parse_assignments(&tfvars),
+        );
+        assert!(
+            !found.iter().any(|d| d.contains("security_group")),
+            "{found:?}"
+        );
+        let found = disagreements(
+            "dev",
+            &parse_assignments(&toml("t-dev-db")),
+            &parse_assignments(&tfvars),
+        );
+        let wrong: Vec<&String> = found
+            .iter()
+            .filter(|d| d.contains("security_group"))
+            .collect();
+        assert_eq!(wrong.len(), 1, "{found:?}");
+        assert!(wrong[0].contains("\"t-dev-aurora\""), "{wrong:?}");
     }
 
     #[test]

@@ -62,3 +62,8 @@ output "node_autoscaler_role_arn" {
   description = "IRSA role of the Cluster Autoscaler (kube-system/cluster-autoscaler)."
   value       = module.irsa.role_arns["node_autoscaler"]
 }
+
+output "role_names" {
+  description = "Names of the IRSA roles by key (app, lb_controller, external_dns, node_autoscaler), for `cargo xtask irsa check` and doctor."
+  value       = module.irsa.role_names
+}

@@ -28,6 +28,12 @@ variable "subnet_ids" {
   }
 }
 
+variable "additional_security_group_ids" {
+  description = "Security groups attached to the control plane's network interfaces beside the one EKS creates (e.g. a group the data stores already trust)."
+  type        = list(string)
+  default     = []
+}
+
 variable "endpoint_public_access" {
   description = "Also expose the API server endpoint publicly (only from endpoint_public_access_cidrs). Off: reach it through the VPN."
   type        = bool

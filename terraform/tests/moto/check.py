@@ -103,6 +103,23 @@ def check_irsa(iam, out):
               f"role {app_role} is limited to its stream and key (no *)")
 
 
+def check_eks(eks, out):
+    c = eks.describe_cluster(name=out["cluster_name"])["cluster"]
+    vpc = c.get("resourcesVpcConfig", {})
+    check(c.get("version") == "1.35", "the cluster runs Kubernetes 1.35")
+    check(vpc.get("endpointPrivateAccess") is True and vpc.get("endpointPublicAccess") is False,
+          "the API endpoint is private only")
+    check(vpc.get("securityGroupIds") == [out["cluster_security_group_id"]],
+          "the cluster carries the group the database trusts")
+    check(c.get("identity", {}).get("oidc", {}).get("issuer") == out["oidc_issuer"],
+          "the IRSA roles trust the cluster's own issuer")
+    encryption = c.get("encryptionConfig", [])
+    check(len(encryption) == 1 and encryption[0].get("resources") == ["secrets"]
+          and encryption[0].get("provider", {}).get("keyArn"), "Kubernetes secrets are encrypted with a KMS key")
+    groups = eks.list_nodegroups(clusterName=out["cluster_name"])["nodegroups"]
+    check(len(groups) == 1, "one managed node group")
+
+
 def check_stream(kinesis, out):
     s = kinesis.describe_stream_summary(StreamName=out["stream_name"])["StreamDescriptionSummary"]
     check(s.get("EncryptionType") == "KMS" and s.get("KeyId"), "the stream is encrypted with a KMS key")
@@ -153,6 +170,7 @@ def main():
 
     check_subnets(client("ec2"), out)
     check_irsa(client("iam"), out)
+    check_eks(client("eks"), out)
     check_stream(client("kinesis"), out)
     check_aurora(client("rds"), client("ec2"), client("secretsmanager"), out, state_text)
 

@@ -4,8 +4,12 @@
 # starts moto on a free port, applies this, checks the result through
 # moto's API (check.py), and destroys it.
 #
-# Not here, because moto cannot create them: the EKS cluster itself (the
-# IRSA module is given a made-up issuer instead), ElastiCache Serverless,
+# The EKS module is applied too, without add-ons and access entries (moto
+# has neither API), and moto's cluster has no security group of its own:
+# a stand-in group is attached as an additional one, and the database
+# trusts it. `cargo xtask test` then runs `doctor` against the result.
+#
+# Not here, because moto cannot create them: ElastiCache Serverless,
 # Client VPN, ACM/Route 53 validation. Those are checked by `terraform
 # test` with mocked providers and by checkov.
 
@@ -32,8 +36,6 @@ variable "endpoint" {
 
 locals {
   name = "tickets-moto"
-  # What an EKS cluster's issuer looks like; moto does not run EKS.
-  issuer = "https://oidc.eks.ap-northeast-2.amazonaws.com/id/MOTO0123456789ABCDEF0123456789AB"
 }
 
 provider "aws" {
@@ -52,6 +54,7 @@ provider "aws" {
     applicationautoscaling = var.endpoint
     cloudwatch             = var.endpoint
     ec2                    = var.endpoint
+    eks                    = var.endpoint
     ecr                    = var.endpoint
     iam                    = var.endpoint
     kinesis                = var.endpoint
@@ -92,11 +95,20 @@ module "ecr" {
   force_delete = true
 }
 
-module "irsa" {
-  source = "../../modules/eks/modules/irsa"
+module "eks" {
+  source = "../../modules/eks"
 
-  cluster_name            = local.name
-  oidc_issuer_url         = local.issuer
+  cluster_name                  = local.name
+  kubernetes_version            = "1.35"
+  subnet_ids                    = module.network.private_subnet_ids
+  additional_security_group_ids = [aws_security_group.cluster.id]
+  # moto has no add-on and no access-entry API.
+  addons                  = {}
+  cluster_creator_admin   = false
+  node_instance_types     = ["m6i.large"]
+  node_min_size           = 2
+  node_desired_size       = 2
+  node_max_size           = 4
   app_role_name           = "${local.name}-admission"
   app_service_account     = { namespace = "admission", name = "admission" }
   app_kinesis_stream_arn  = module.stream.arn
@@ -106,7 +118,7 @@ module "irsa" {
 
 # Stands in for the EKS cluster security group.
 resource "aws_security_group" "cluster" {
-  #checkov:skip=CKV2_AWS_5:A stand-in for the EKS cluster security group (moto runs no EKS); only the database's ingress rule refers to it.
+  #checkov:skip=CKV2_AWS_5:A stand-in for the security group EKS creates for a cluster (moto's cluster has none); attached to the cluster as an additional group.
   name        = "${local.name}-eks-cluster"
   description = "Stand-in for the EKS cluster security group"
   vpc_id      = module.network.vpc_id
@@ -162,15 +174,15 @@ output "cluster_name" {
 }
 
 output "oidc_issuer" {
-  value = local.issuer
+  value = module.eks.oidc_issuer_url
 }
 
 output "app_role_name" {
-  value = module.irsa.role_names["app"]
+  value = module.eks.role_names["app"]
 }
 
 output "role_names" {
-  value = module.irsa.role_names
+  value = module.eks.role_names
 }
 
 output "stream_name" {

@@ -21,6 +21,7 @@ pub struct Moto {
     pub port: u16,
     dir: PathBuf,
     python: PathBuf,
+    env: Vec<(String, String)>,
     process: Process,
 }
 
@@ -28,11 +29,22 @@ impl Moto {
     /// Starts moto with `python` (which must have `moto[server]` installed)
     /// on a free port of 127.0.0.1, its log in `dir/moto.log`.
     pub fn start(python: &Path, dir: &Path) -> io::Result<Moto> {
+        Self::start_with(python, dir, &[])
+    }
+
+    /// [`Moto::start`] with extra environment variables for the server,
+    /// e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true` so that AWS-managed IAM
+    /// policies exist (moto leaves them out by default).
+    pub fn start_with(python: &Path, dir: &Path, env: &[(&str, &str)]) -> io::Result<Moto> {
         std::fs::create_dir_all(dir)?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut last_err = None;
         for _ in 0..3 {
             let port = free_port();
-            match Self::spawn(python, dir, port) {
+            match Self::spawn(python, dir, port, &env) {
                 Ok(moto) => return Ok(moto),
                 Err(e) => last_err = Some(e),
             }
@@ -40,13 +52,14 @@ impl Moto {
         Err(last_err.unwrap_or_else(|| io::Error::other("moto did not start")))
     }
 
-    fn spawn(python: &Path, dir: &Path, port: u16) -> io::Result<Moto> {
+    fn spawn(python: &Path, dir: &Path, port: u16, env: &[(String, String)]) -> io::Result<Moto> {
         let log_path = dir.join("moto.log");
         let log = File::create(&log_path)?;
         let mut cmd = Command::new(python);
         cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log);
         let process = Process::start(&mut cmd, &log_path, START_TIMEOUT, || answers(port))
@@ -55,6 +68,7 @@ impl Moto {
             port,
             dir: dir.to_path_buf(),
             python: python.to_path_buf(),
+            env: env.to_vec(),
             process,
         })
     }
@@ -68,7 +82,7 @@ impl Moto {
     pub fn start_again(&mut self) -> io::Result<()> {
         self.process.kill();
         crate::wait_port_free(self.port, Duration::from_secs(10));
-        *self = Self::spawn(&self.python, &self.dir, self.port)?;
+        *self = Self::spawn(&self.python, &self.dir, self.port, &self.env)?;
         Ok(())
     }
 

@@ -114,6 +114,14 @@ pub struct Alarms {
 #[serde(deny_unknown_fields)]
 pub struct Network {
     pub vpc_cidr: String,
+    /// The names of Aurora's and the cache's security groups (Terraform's
+    /// `aurora` and `cache` modules name them `<name>-aurora` and
+    /// `<name>-cache`): doctor's `network.security-groups` finds them in
+    /// the cluster's VPC.
+    #[serde(default)]
+    pub database_security_group: Option<String>,
+    #[serde(default)]
+    pub cache_security_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -120,6 +120,43 @@ impl Record {
     }
 }
 
+/// The prewarm records the stream, the cache and the Aurora cluster carry
+/// (each name given), as (what, record); for doctor, which warns about one
+/// that outlived its duration. A resource that cannot be read is left out
+/// (the check that owns it reports that).
+pub async fn records(
+    config: &aws_config::SdkConfig,
+    stream: Option<&str>,
+    cache: Option<&str>,
+    aurora: Option<&str>,
+) -> Vec<(String, Record)> {
+    let c = Clients {
+        cache: aws_sdk_elasticache::Client::new(config),
+        kinesis: aws_sdk_kinesis::Client::new(config),
+        scaling: aws_sdk_applicationautoscaling::Client::new(config),
+        rds: aws_sdk_rds::Client::new(config),
+    };
+    let mut found = Vec::new();
+    if let Some(name) = stream {
+        if let Ok(Some(r)) = stream_tag(&c, name).await {
+            found.push((format!("stream {name}"), r));
+        }
+    }
+    if let Some(name) = cache {
+        if let Ok((arn, _, _)) = cache_limits(&c, name).await {
+            if let Ok(Some(r)) = cache_tag(&c, &arn).await {
+                found.push((format!("cache {name}"), r));
+            }
+        }
+    }
+    if let Some(name) = aurora {
+        if let Ok((_, Some(r))) = cluster_arn_and_tag(&c, name).await {
+            found.push((format!("Aurora cluster {name}"), r));
+        }
+    }
+    found
+}
+
 /// `90m`, `3h`, `2d`, `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0u64;

@@ -756,29 +756,44 @@ mod aws {
             .await
             .unwrap();
         let cluster_tag = format!("kubernetes.io/cluster/{CLUSTER}");
+        // As terraform/modules/network makes them: EKS is given the private
+        // subnets only, the ALB goes to the public ones, and the database
+        // subnets carry no Kubernetes tag (doctor must not judge them).
         let mut public_subnets = Vec::new();
-        let mut all_subnets = Vec::new();
-        for (i, (az, public)) in [("a", true), ("b", true), ("a", false), ("b", false)]
-            .into_iter()
-            .enumerate()
+        let mut private_subnets = Vec::new();
+        for (i, (az, public)) in [
+            ("a", Some(true)),
+            ("b", Some(true)),
+            ("a", Some(false)),
+            ("b", Some(false)),
+            ("a", None),
+            ("b", None),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            let role = if public {
-                "kubernetes.io/role/elb"
-            } else {
-                "kubernetes.io/role/internal-elb"
+            let tier = match public {
+                Some(true) => "public",
+                Some(false) => "private",
+                None => "database",
             };
+            let mut tags = TagSpecification::builder()
+                .resource_type(ResourceType::Subnet)
+                .tags(tag("Tier", tier));
+            if let Some(public) = public {
+                let role = if public {
+                    "kubernetes.io/role/elb"
+                } else {
+                    "kubernetes.io/role/internal-elb"
+                };
+                tags = tags.tags(tag(role, "1")).tags(tag(&cluster_tag, "shared"));
+            }
             let id = ec2
                 .create_subnet()
                 .vpc_id(&vpc)
                 .cidr_block(format!("10.20.{i}.0/24"))
                 .availability_zone(format!("{REGION}{az}"))
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Subnet)
-                        .tags(tag(role, "1"))
-                        .tags(tag(&cluster_tag, "shared"))
-                        .build(),
-                )
+                .tag_specifications(tags.build())
                 .send()
                 .await
                 .unwrap()
@@ -787,16 +802,19 @@ mod aws {
                 .subnet_id()
                 .unwrap()
                 .to_string();
-            if public {
-                ec2.associate_route_table()
-                    .route_table_id(&public_rt)
-                    .subnet_id(&id)
-                    .send()
-                    .await
-                    .unwrap();
-                public_subnets.push(id.clone());
+            match public {
+                Some(true) => {
+                    ec2.associate_route_table()
+                        .route_table_id(&public_rt)
+                        .subnet_id(&id)
+                        .send()
+                        .await
+                        .unwrap();
+                    public_subnets.push(id);
+                }
+                Some(false) => private_subnets.push(id),
+                None => {}
             }
-            all_subnets.push(id);
         }
         let sg = |name: &'static str| {
             let ec2 = ec2.clone();
@@ -847,7 +865,7 @@ mod aws {
             .role_arn(role)
             .resources_vpc_config(
                 aws_sdk_eks::types::VpcConfigRequest::builder()
-                    .set_subnet_ids(Some(all_subnets.clone()))
+                    .set_subnet_ids(Some(private_subnets.clone()))
                     .security_group_ids(&cluster_sg)
                     .build(),
             )
@@ -1312,7 +1330,10 @@ mod aws {
         };
         let (status, summary, fix) = run.check("kinesis.stream");
         assert_eq!(status, "warn", "{summary}");
-        assert!(summary.contains("prewarmed until 2026-01-15"), "{summary}");
+        assert!(
+            summary.contains(&format!("stream {STREAM} was raised until 2026-01-15")),
+            "{summary}"
+        );
         assert!(fix
             .unwrap()
             .contains("cargo xtask prewarm --env <env> --undo"));

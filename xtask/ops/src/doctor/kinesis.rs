@@ -97,33 +97,37 @@ pub async fn stream(ctx: Arc<Ctx>) -> Outcome {
             ),
         );
     }
-    // A prewarm records its end in a tag on the stream (prewarm.rs): one
-    // that outlived it keeps paying for capacity nobody asked for.
-    if let Ok(tags) = kinesis
-        .list_tags_for_stream()
-        .stream_name(name)
-        .send()
-        .await
-    {
-        let record = tags
-            .tags()
-            .iter()
-            .find(|t| t.key() == crate::prewarm::TAG)
-            .and_then(|t| t.value())
-            .and_then(crate::prewarm::Record::parse);
-        if let Some(r) = record {
-            if r.expired(crate::cert::now()) {
-                let env = ctx.settings.env.as_deref().unwrap_or("<env>");
-                return Outcome::warn(
-                    format!(
-                        "{head}: prewarmed until {}, which has passed (it was {} before)",
-                        crate::cert::format_time(r.until),
-                        r.previous
-                    ),
-                    format!("put the floors back: cargo xtask prewarm --env {env} --undo"),
-                );
-            }
-        }
+    // A prewarm records its end in a tag on each resource it raised (the
+    // stream, the cache, the Aurora cluster; prewarm.rs): one that outlived
+    // it keeps paying for capacity nobody asked for.
+    let settings = &ctx.settings;
+    let outlived: Vec<(String, crate::prewarm::Record)> = crate::prewarm::records(
+        config,
+        Some(name),
+        settings.cache_name.as_deref(),
+        settings.aurora_cluster.as_deref(),
+    )
+    .await
+    .into_iter()
+    .filter(|(_, r)| r.expired(crate::cert::now()))
+    .collect();
+    if let Some((what, r)) = outlived.first() {
+        let env = settings.env.as_deref().unwrap_or("<env>");
+        return Outcome::warn(
+            format!(
+                "{head}; a prewarm outlived its time: {what} was raised until {}, which has passed (it was {} before)",
+                crate::cert::format_time(r.until),
+                r.previous
+            ),
+            format!("put the floors back: cargo xtask prewarm --env {env} --undo"),
+        )
+        .details(outlived.iter().skip(1).map(|(what, r)| {
+            format!(
+                "also {what}, until {} (was {})",
+                crate::cert::format_time(r.until),
+                r.previous
+            )
+        }));
     }
     Outcome::ok(format!("{head}, no throttled writes in the last 5 minutes"))
 }

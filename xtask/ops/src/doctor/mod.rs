@@ -232,6 +232,9 @@ pub struct Settings {
     pub ingress: Option<String>,
     pub database_security_group: Option<String>,
     pub cache_security_group: Option<String>,
+    /// From `--env` only: where a prewarm may have left its record.
+    pub cache_name: Option<String>,
+    pub aurora_cluster: Option<String>,
 }
 
 impl Settings {
@@ -268,8 +271,12 @@ impl Settings {
             service_account: given(&args.service_account)
                 .or_else(|| from_env(&|e| e.kubernetes.service_account.clone())),
             ingress: given(&args.ingress).or_else(|| from_env(&|e| e.ingress.group_name.clone())),
-            database_security_group: given(&args.database_security_group),
-            cache_security_group: given(&args.cache_security_group),
+            database_security_group: given(&args.database_security_group)
+                .or_else(|| env.and_then(|e| e.network.database_security_group.clone())),
+            cache_security_group: given(&args.cache_security_group)
+                .or_else(|| env.and_then(|e| e.network.cache_security_group.clone())),
+            cache_name: from_env(&|e| e.app.cache_name.clone()),
+            aurora_cluster: from_env(&|e| e.app.aurora_cluster.clone()),
         }
     }
 }

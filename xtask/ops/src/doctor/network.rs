@@ -63,6 +63,23 @@ pub async fn subnet_tags(ctx: Arc<Ctx>) -> Outcome {
                 .find_map(|s| s.vpc_id().map(str::to_string))
         })
         .unwrap_or_default();
+    // The Load Balancer Controller places internet-facing ALBs in the VPC's
+    // public subnets, which EKS itself is usually not given: the subnets
+    // judged are the cluster's own and the VPC's public ones.
+    let in_vpc = match ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("vpc-id").values(&vpc).build())
+        .send()
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::fail(
+                format!("DescribeSubnets: {}", explain(&e)),
+                "use credentials allowed ec2:DescribeSubnets",
+            )
+        }
+    };
     let tables = match ec2
         .describe_route_tables()
         .filters(Filter::builder().name("vpc-id").values(&vpc).build())
@@ -88,9 +105,15 @@ pub async fn subnet_tags(ctx: Arc<Ctx>) -> Outcome {
         .iter()
         .find(|t| t.associations().iter().any(|a| a.main() == Some(true)))
         .is_some_and(to_igw);
-    let seen: Vec<Subnet> = subnets
-        .subnets()
-        .iter()
+    let mut all: Vec<&aws_sdk_ec2::types::Subnet> = in_vpc.subnets().iter().collect();
+    // The cluster's subnets, even if the VPC filter missed one.
+    for s in subnets.subnets() {
+        if !all.iter().any(|a| a.subnet_id() == s.subnet_id()) {
+            all.push(s);
+        }
+    }
+    let seen: Vec<Subnet> = all
+        .into_iter()
         .map(|s| {
             let id = s.subnet_id().unwrap_or_default().to_string();
             let own = tables.route_tables().iter().find(|t| {
@@ -115,6 +138,7 @@ pub async fn subnet_tags(ctx: Arc<Ctx>) -> Outcome {
                 id,
             }
         })
+        .filter(|s| s.public || cluster.subnet_ids.contains(&s.id))
         .collect();
     judge_subnets(&cluster.name, &seen)
 }
@@ -232,7 +256,7 @@ pub async fn security_groups(ctx: Arc<Ctx>) -> Outcome {
     if targets.is_empty() {
         return Outcome::skip(
             "no database or cache security group given",
-            "--database-security-group SG and/or --cache-security-group SG",
+            "--database-security-group SG and/or --cache-security-group SG (ids or names; or --env ENV)",
         );
     }
     let cluster = match ctx.cluster().await {
@@ -267,19 +291,41 @@ pub async fn security_groups(ctx: Arc<Ctx>) -> Outcome {
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
     for (sg, port, what) in &targets {
-        let group = match ec2.describe_security_groups().group_ids(*sg).send().await {
+        // An id, or a name looked up in the cluster's VPC.
+        let lookup = if sg.starts_with("sg-") {
+            ec2.describe_security_groups().group_ids(*sg)
+        } else {
+            let mut by_name = ec2
+                .describe_security_groups()
+                .filters(Filter::builder().name("group-name").values(*sg).build());
+            if let Some(vpc) = &cluster.vpc_id {
+                by_name = by_name.filters(Filter::builder().name("vpc-id").values(vpc).build());
+            }
+            by_name
+        };
+        let group = match lookup.send().await {
             Ok(out) => out.security_groups().first().cloned(),
             Err(e) => {
                 problems.push(format!("{what}'s {sg}: {}", explain(&e)));
-                fixes.push(format!("check the security group id {sg}"));
+                fixes.push(format!("check the security group {sg}"));
                 continue;
             }
         };
         let Some(group) = group else {
-            problems.push(format!("{what}'s {sg} does not exist"));
-            fixes.push(format!("check the security group id {sg}"));
+            problems.push(format!(
+                "{what}'s security group {sg} does not exist{}",
+                if sg.starts_with("sg-") {
+                    ""
+                } else {
+                    " in the cluster's VPC"
+                }
+            ));
+            fixes.push(format!(
+                "check the security group {sg} (environments/<env>.toml [network] or the flag)"
+            ));
             continue;
         };
+        let sg = &group.group_id().unwrap_or(sg).to_string();
         if opens(
             group.ip_permissions(),
             *port,
