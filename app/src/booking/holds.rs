@@ -399,39 +399,61 @@ impl Booking {
                 "at most {max} seats per ticket; this ticket already holds or has reserved {held}"
             )));
         }
-        // Claims of holds that have run out no longer count.
-        let mut q: QueryBuilder<MySql> =
-            QueryBuilder::new("DELETE FROM seat_claims WHERE event_id = ");
-        q.push_bind(event.as_str())
-            .push(" AND expires_at <= NOW(3) AND seat_id IN (");
-        let mut sep = q.separated(", ");
-        for s in seats {
-            sep.push_bind(s);
-        }
-        q.push(")");
-        q.build().execute(&mut *tx).await?;
-
         // The claims first: when a seat is taken, this is where it shows,
         // before anything else is written.
         let hold_id = new_id();
-        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO seat_claims (event_id, seat_id, ticket, hold_id, expires_at) ",
-        );
-        q.push_values(seats, |mut b, s| {
-            b.push_bind(event.as_str())
-                .push_bind(s)
-                .push_bind(ticket)
-                .push_bind(&hold_id)
-                .push_bind(expires);
-        });
-        match q
+        let insert_claims = || {
+            let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+                "INSERT INTO seat_claims (event_id, seat_id, ticket, hold_id, expires_at) ",
+            );
+            q.push_values(seats, |mut b, s| {
+                b.push_bind(event.as_str())
+                    .push_bind(s)
+                    .push_bind(ticket)
+                    .push_bind(&hold_id)
+                    .push_bind(expires);
+            });
+            q
+        };
+        let mut claims = insert_claims();
+        match claims
             .build()
             .execute(&mut *tx)
             .await
             .map_err(BookingError::from)
         {
-            Err(e) if e.is_duplicate() => return Err(BookingError::SeatUnavailable),
-            other => other?,
+            Err(e) if e.is_duplicate() => {
+                // A claim of a hold that has run out no longer counts: it
+                // goes, and the claims are tried once more. (Deleted only
+                // here, so the common hold runs one statement fewer.)
+                let mut q: QueryBuilder<MySql> =
+                    QueryBuilder::new("DELETE FROM seat_claims WHERE event_id = ");
+                q.push_bind(event.as_str())
+                    .push(" AND expires_at <= NOW(3) AND seat_id IN (");
+                let mut sep = q.separated(", ");
+                for s in seats {
+                    sep.push_bind(s);
+                }
+                q.push(")");
+                if q.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(BookingError::SeatUnavailable);
+                }
+                let mut again = insert_claims();
+                match again
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(BookingError::from)
+                {
+                    Err(e) if e.is_duplicate() => return Err(BookingError::SeatUnavailable),
+                    other => {
+                        other?;
+                    }
+                };
+            }
+            other => {
+                other?;
+            }
         };
         sqlx::query(
             "INSERT INTO holds (id, event_id, ticket, status, created_at, expires_at) \
@@ -654,7 +676,6 @@ impl Booking {
             // Some seat's claim ran out: the hold is gone as a whole.
             return Err(BookingError::HoldExpired);
         }
-        let stock = count_reserved(&mut tx, event, seats).await?;
         sqlx::query("UPDATE holds SET status = 'confirmed', reservation_id = ? WHERE id = ?")
             .bind(&reservation_id)
             .bind(hold_id)
@@ -696,6 +717,10 @@ impl Booking {
             serde_json::json!({"ticket": ticket, "seat_ids": seat_ids, "reservation_id": reservation_id}),
         )
         .await?;
+        // The event's stock row is the one every confirm and cancellation
+        // of the event writes: touched last, so its lock is held for two
+        // statements and the commit, not for the whole transaction.
+        let stock = count_reserved(&mut tx, event, seats).await?;
         tx.commit().await?;
         let reservation = Reservation {
             reservation_id,

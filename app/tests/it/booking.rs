@@ -622,6 +622,43 @@ async fn expired_holds_free_their_seats_without_anyone_calling() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_run_out_but_not_yet_swept_gives_way_to_a_new_hold() {
+    let s = BookingStack::start().await;
+    let api = s.api();
+    api.create_event("ev", json!({"rows": 1, "seats_per_row": 3}))
+        .await;
+    let (_, first) = api.admitted("ev", "first").await;
+    let (_, second) = api.admitted("ev", "second").await;
+    let hold = api
+        .hold("ev", &first, json!({"seat_ids": ["main-A-1", "main-A-2"]}))
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED);
+    let taken = api
+        .hold("ev", &second, json!({"seat_ids": ["main-A-2"]}))
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{:?}", taken.body);
+    // One claim runs out (its hold still looks active to the sweeper):
+    // the next hold meets it on insert, deletes it and takes the seat.
+    s.db.sql(
+        "UPDATE seat_claims SET expires_at = NOW(3) - INTERVAL 1 SECOND WHERE seat_id = 'main-A-2'",
+    );
+    let retaken = api
+        .hold("ev", &second, json!({"seat_ids": ["main-A-2", "main-A-3"]}))
+        .await;
+    assert_eq!(retaken.status, StatusCode::CREATED, "{:?}", retaken.body);
+    assert_eq!(
+        s.db.sql("SELECT COUNT(*) FROM seat_claims WHERE seat_id = 'main-A-2'"),
+        "1"
+    );
+    // A live claim still refuses.
+    let (_, third) = api.admitted("ev", "third").await;
+    let refused = api
+        .hold("ev", &third, json!({"seat_ids": ["main-A-1"]}))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_seat_reserved_sells_the_queue_out_and_a_cancellation_reopens_it() {
     let s = BookingStack::start().await;
     let api = s.api();
