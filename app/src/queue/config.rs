@@ -85,7 +85,7 @@ pub struct QueueConfig {
 pub const DEFAULT_CAPACITY: u64 = 1000;
 pub const DEFAULT_MAX_CAPACITY: u64 = 200_000;
 /// About a second of hashing in a phone's browser (docs/performance.md).
-pub const DEFAULT_CHALLENGE_DIFFICULTY: u64 = 300_000;
+pub const DEFAULT_CHALLENGE_DIFFICULTY: u64 = 400_000;
 pub const MIN_CHALLENGE_DIFFICULTY: i64 = 1_000;
 pub const MAX_CHALLENGE_DIFFICULTY: i64 = 10_000_000;
 
@@ -154,7 +154,7 @@ pub struct QueueConfigRequest {
     #[schema(value_type = Option<ChallengeMode>, default = "off")]
     pub challenge: Option<String>,
     /// The challenge's `maxnumber`: a browser tries half of it on average.
-    #[schema(minimum = 1000, maximum = 10000000, default = 300000)]
+    #[schema(minimum = 1000, maximum = 10000000, default = 400000)]
     pub challenge_difficulty: Option<i64>,
 }
 
