@@ -122,7 +122,8 @@ async function call(method, path, { body, token, headers = {} } = {}) {
 // join's `challenge` object, or null when the event asks for none.
 async function solveChallenge(event) {
   const r = await call("GET", `/events/${event}/queue/challenge`);
-  if (r.status === 204) return null;
+  // No challenge; or no queue, which the join itself will report.
+  if (r.status === 204 || r.status === 404) return null;
   if (r.status !== 200) throw new Error(`challenge ${r.status}`);
   const c = r.data;
   const solved = await new Promise((resolve, reject) => {
@@ -408,6 +409,7 @@ class EventPage {
     localStorage.removeItem(`${this.key}-ahead`);
     this.ticket = null;
     this.token = null;
+    announcer.textContent = "";
     this.baseTitle();
     this.renderJoin();
   }
@@ -418,6 +420,9 @@ class EventPage {
     this.heartbeat = null;
     localStorage.removeItem(this.key);
     this.ticket = null;
+    this.token = null;
+    announcer.textContent = "";
+    this.baseTitle();
     this.view = () => this.ended(state);
     show("ended", this.title(), el("section", { class: "card", role: "status" },
       el("p", {}, t(state === "left" ? "ended.left" : "ended.expired")),
@@ -552,6 +557,7 @@ class EventPage {
   }
 
   renderBooked(b) {
+    announcer.textContent = "";
     this.baseTitle();
     show("booked", this.title(), el("section", { class: "card", role: "status" },
       el("h2", { class: "ok", id: "booked", tabindex: "-1" }, t("booked.title")),

@@ -144,7 +144,7 @@ pub async fn event_page(headers: HeaderMap) -> Response {
     get, path = "/assets/{file}", operation_id = "asset", tag = "page",
     params(("file" = AssetName, Path, description = "The file.")),
     responses(
-        (status = 200, description = "The file.", content((String = "text/javascript"), (String = "text/css"), (String = "application/json"))),
+        (status = 200, description = "The file.", content((String = "text/javascript"), (String = "text/css"), (std::collections::BTreeMap<String, String> = "application/json"))),
         AssetErrors,
     )
 )]
