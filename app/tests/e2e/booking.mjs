@@ -1,7 +1,8 @@
 // The fans' journey in headless Chromium against a running app, once per
 // language, on an event with the proof-of-work challenge and capacity 1:
 // fan A is admitted, B waits first in line, C (the journey) waits second,
-// solving the challenge in the page's worker while it reads the event. A
+// solving the challenge in the page's worker while it reads the event; its
+// live connection drops once (reconnecting, polling, live again). A
 // leaves (C's progress bar fills over the WebSocket), B leaves, C is told
 // it is its turn (live region, tab title, vibration), picks a seat with the
 // keyboard in a seat map that scrolls in its own box, holds and books it.
@@ -84,8 +85,17 @@ async function journey(lang, event) {
   // C reads the event while its worker solves (held back a moment here so
   // that the state can be checked).
   await c.route("**/assets/pow-worker.js", async (route) => {
-    await new Promise((r) => setTimeout(r, 1200));
+    await new Promise((r) => setTimeout(r, 600));
     await route.continue();
+  });
+  // C's first live connection drops after its first message: the page
+  // says it is reconnecting (polling meanwhile), then live again.
+  let dropped = false;
+  await c.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    if (dropped) return;
+    dropped = true;
+    server.onMessage((m) => { ws.send(m); ws.close(); });
   });
   await c.goto(url);
   await c.waitForSelector('#challenge[data-challenge="solving"]', { timeout: 10000 });
@@ -110,7 +120,10 @@ async function journey(lang, event) {
   const position = (await c.textContent("#position")).trim();
   if (position !== "2") fail(`C should be second in line, saw ${position}`);
   if ((await c.getAttribute("#progress", "value")) !== "0") fail("nobody ahead has gone in yet");
+  await c.waitForSelector('#connection[data-live="polling"]', { timeout: 10000 });
+  if ((await c.textContent("#connection")).trim() !== t["conn.reconnecting"]) fail("no reconnecting state");
   await c.waitForSelector('#connection[data-live="live"]', { timeout: 10000 });
+  if (!dropped) fail("the live connection was never dropped");
   if (!(await c.textContent("#wait")).trim()) fail("no estimated wait");
   if (!(await c.textContent("#updated")).trim()) fail("no last update time");
   await axe(c, "queued", lang);
