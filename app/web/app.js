@@ -53,17 +53,35 @@ function locale() {
   return i18n.lang === "ko" ? "ko-KR" : "en";
 }
 
-// A date and time in the fan's locale, with its time zone named.
-function formatWhen(iso) {
-  const d = new Date(iso);
-  const date = new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" }).format(d);
-  const zone = new Intl.DateTimeFormat(locale(), { timeZoneName: "long" }).formatToParts(d)
-    .find((p) => p.type === "timeZoneName")?.value || Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return t("when.at", { date, zone });
+// The event's time zone (an IANA name from the catalog), when the browser
+// knows it; else the fan's own.
+let eventZone;
+
+function zoneOptions(zone) {
+  if (!zone) return {};
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone });
+    return { timeZone: zone };
+  } catch (_) {
+    return {};
+  }
 }
 
+// A date and time in the fan's locale, in the event's time zone, named.
+function formatWhen(iso, zone = eventZone) {
+  const d = new Date(iso);
+  const tz = zoneOptions(zone);
+  const date = new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short", ...tz }).format(d);
+  const name = new Intl.DateTimeFormat(locale(), { timeZoneName: "long", ...tz }).formatToParts(d)
+    .find((p) => p.type === "timeZoneName")?.value || tz.timeZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return t("when.at", { date, zone: name });
+}
+
+// A time of day in the event's time zone, with its short name.
 function formatTime(iso, seconds = false) {
-  return new Intl.DateTimeFormat(locale(), seconds ? { timeStyle: "medium" } : { timeStyle: "short" }).format(new Date(iso));
+  const options = { hour: "numeric", minute: "2-digit", timeZoneName: "short", ...zoneOptions(eventZone) };
+  if (seconds) options.second = "2-digit";
+  return new Intl.DateTimeFormat(locale(), options).format(new Date(iso));
 }
 
 function formatWait(seconds) {
@@ -148,7 +166,7 @@ async function home() {
   if (r.status === 200) {
     const items = r.data.events.map((e) =>
       el("li", {}, el("a", { href: `/events/${e.id}` }, e.name), " ",
-        el("span", { class: "muted" }, `${e.venue}, ${formatWhen(e.starts_at)}`)));
+        el("span", { class: "muted" }, `${e.venue}, ${formatWhen(e.starts_at, e.time_zone)}`)));
     show("home", el("h1", {}, t("home.title")), items.length ? el("ul", { class: "events" }, items) : el("p", {}, t("home.none")));
     return;
   }
@@ -185,7 +203,10 @@ class EventPage {
 
   async start() {
     const info = await call("GET", `/events/${this.event}`);
-    if (info.status === 200) this.info = info.data;
+    if (info.status === 200) {
+      this.info = info.data;
+      eventZone = info.data.time_zone;
+    }
     if (info.status === 503 && info.data?.error?.code === "booking_disabled") this.booking = false;
     this.baseTitle();
     if (this.ticket) {

@@ -110,7 +110,10 @@ async function journey(lang, event) {
     if ((await c.getAttribute("html", "lang")) !== "en") fail("the language switch is not remembered");
   }
   if ((await c.textContent("#join")).trim() !== t["join.button"]) fail(`the join button is not in ${lang}`);
-  if (!(await c.textContent("#when")).includes("(")) fail("the event's date names no time zone");
+  // 2030-01-01T20:00Z is 2 January, 05:00 in Seoul, the event's zone, named.
+  const when = await c.textContent("#when");
+  const zone = lang === "ko" ? "한국 표준시" : "Korean Standard Time";
+  if (!when.includes(zone) || !when.includes(lang === "ko" ? "2030. 1. 2. 오전 5:00" : "Jan 2, 2030, 5:00")) fail(`the event's date in its zone: ${when}`);
   await axe(c, "challenge", lang);
   await c.waitForSelector('#challenge[data-challenge="solved"]', { timeout: 20000 });
   await axe(c, "join", lang);

@@ -58,8 +58,12 @@ async fn fans_wait_solve_the_challenge_and_book_in_korean_and_english_in_chromiu
     for lang in ["ko", "en"] {
         let event = format!("e2e-{lang}");
         // Big enough to scroll in its box on a phone.
-        api.create_event(&event, json!({"rows": 12, "seats_per_row": 30}))
-            .await;
+        api.create_event_with(
+            &event,
+            json!({"rows": 12, "seats_per_row": 30}),
+            json!({"time_zone": "Asia/Seoul"}),
+        )
+        .await;
         api.configure(&event, json!({"capacity": 1, "challenge": "pow"}))
             .await;
         runs.push(format!("{lang}:{event}"));
