@@ -18,6 +18,7 @@ use crate::events::{IdentityHasher, LogHealth};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::queue::admission::AdmissionLoop;
+use crate::queue::challenge::Pow;
 use crate::queue::hub::Hub;
 use crate::queue::Queue;
 use crate::store::{ConnectError, Store};
@@ -165,6 +166,10 @@ impl Application {
         let state = AppState {
             queue,
             booking,
+            // Every replica has the same TOKEN_KEYS, hence the same key.
+            pow: Arc::new(Pow::new(
+                &admission_keys.derive_secret(b"queue challenge v1"),
+            )),
             admission_keys: Arc::new(admission_keys),
             identity_keys: Arc::new(identity_keys),
             admin_tokens: Arc::new(

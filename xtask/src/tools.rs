@@ -101,12 +101,14 @@ pub(crate) fn ensure(sh: &Shell, wanted: &[&Package]) -> Result {
     Ok(())
 }
 
-/// playwright-core from the lockfile, unless it is already there.
+/// playwright-core and axe-core from the lockfile, unless they are there.
 fn ensure_e2e_modules(sh: &Shell) -> Result {
     let dir = sh.current_dir().join(E2E_DIR);
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
+    // Every package of the lockfile (a checkout from before one was added
+    // lacks it).
+    if ["playwright-core", "axe-core"]
+        .iter()
+        .all(|p| dir.join(format!("node_modules/{p}/package.json")).is_file())
     {
         return Ok(());
     }

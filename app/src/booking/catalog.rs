@@ -61,6 +61,10 @@ pub struct CreateEvent {
     /// The queue's opens_at: joins before it go to the pre-queue.
     #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub sale_opens_at: String,
+    /// Where the event takes place, an IANA time zone (`Asia/Seoul`); the
+    /// fans' page shows its times there. UTC when omitted.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$", example = "Asia/Seoul")]
+    pub time_zone: Option<String>,
     pub seat_map: Option<SeatMap>,
     /// Instead of seat_map.
     #[schema(min_items = 1, max_items = 100000)]
@@ -80,6 +84,9 @@ pub struct PatchEvent {
     /// Moves the queue's opening too.
     #[schema(format = DateTime, pattern = "^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-")]
     pub sale_opens_at: Option<String>,
+    /// An IANA time zone (`Asia/Seoul`).
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_+/-]{0,63}$", example = "Asia/Seoul")]
+    pub time_zone: Option<String>,
 }
 
 /// An event as the API shows it.
@@ -92,7 +99,32 @@ pub struct Event {
     pub starts_at: String,
     #[schema(format = DateTime)]
     pub sale_opens_at: String,
+    /// The IANA time zone the event takes place in.
+    #[serde(default = "utc")]
+    pub time_zone: String,
     pub seat_count: i64,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// An IANA time zone name by its shape (`Asia/Seoul`, `UTC`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+9`): the service has no
+/// time zone database; a browser that does not know the name shows the
+/// fan's own zone.
+pub fn time_zone(v: &str) -> Result<String, Invalid> {
+    let ok = (1..=64).contains(&v.len())
+        && v.as_bytes()[0].is_ascii_alphabetic()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+/-".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(Invalid(format!(
+            "time_zone must be an IANA time zone name like Asia/Seoul, got `{v}`"
+        )))
+    }
 }
 
 /// `GET /api/v1/events`: every event, soonest first.
@@ -200,6 +232,7 @@ pub struct NewEvent {
     pub venue: String,
     pub starts_at_ms: i64,
     pub sale_opens_at_ms: i64,
+    pub time_zone: String,
     pub seats: Vec<Seat>,
 }
 
@@ -278,6 +311,12 @@ impl CreateEvent {
             venue: text("venue", &self.venue, 200)?,
             starts_at_ms: timestamp("starts_at", &self.starts_at)?,
             sale_opens_at_ms: timestamp("sale_opens_at", &self.sale_opens_at)?,
+            time_zone: self
+                .time_zone
+                .as_deref()
+                .map(time_zone)
+                .transpose()?
+                .unwrap_or_else(utc),
             seats,
         })
     }
@@ -306,6 +345,7 @@ fn event_from_row(row: &sqlx::mysql::MySqlRow) -> Result<Event, sqlx::Error> {
         venue: row.try_get("venue")?,
         starts_at: format_ms(to_ms(starts)),
         sale_opens_at: format_ms(to_ms(opens)),
+        time_zone: row.try_get("time_zone")?,
         seat_count: row.try_get("seat_count")?,
     })
 }
@@ -314,7 +354,7 @@ fn event_from_row(row: &sqlx::mysql::MySqlRow) -> Result<Event, sqlx::Error> {
 /// stay static strings).
 macro_rules! event_select {
     () => {
-        "SELECT e.id, e.name, e.venue, e.starts_at, e.sale_opens_at, \
+        "SELECT e.id, e.name, e.venue, e.starts_at, e.sale_opens_at, e.time_zone, \
          (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id) AS seat_count FROM events e "
     };
 }
@@ -333,14 +373,15 @@ impl Booking {
     pub async fn create_event(&self, e: NewEvent) -> Result<Event, BookingError> {
         let mut tx = self.db.writer.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3))",
+            "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, time_zone, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, NOW(3), NOW(3))",
         )
         .bind(e.id.as_str())
         .bind(&e.name)
         .bind(&e.venue)
         .bind(to_datetime(e.starts_at_ms))
         .bind(to_datetime(e.sale_opens_at_ms))
+        .bind(&e.time_zone)
         .execute(&mut *tx)
         .await
         .map_err(BookingError::from);
@@ -427,15 +468,17 @@ impl Booking {
             .as_deref()
             .map(|v| timestamp("sale_opens_at", v))
             .transpose()?;
+        let zone = p.time_zone.as_deref().map(time_zone).transpose()?;
         let result = sqlx::query(
             "UPDATE events SET name = COALESCE(?, name), venue = COALESCE(?, venue), \
              starts_at = COALESCE(?, starts_at), sale_opens_at = COALESCE(?, sale_opens_at), \
-             updated_at = NOW(3) WHERE id = ?",
+             time_zone = COALESCE(?, time_zone), updated_at = NOW(3) WHERE id = ?",
         )
         .bind(name)
         .bind(venue)
         .bind(starts.map(to_datetime))
         .bind(opens.map(to_datetime))
+        .bind(zone)
         .bind(event.as_str())
         .execute(&self.db.writer)
         .await?;

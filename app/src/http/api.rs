@@ -30,6 +30,10 @@ pub struct JoinRequest {
     /// has `require_identity`.
     #[schema(max_length = 4096)]
     pub identity_token: Option<String>,
+    /// A solved challenge (ALTCHA's payload as an object); required when the
+    /// event has `challenge: pow`, ignored otherwise. Each is used once.
+    #[schema(nullable = false)]
+    pub challenge: Option<crate::queue::challenge::Solution>,
 }
 
 /// The state of a ticket.

@@ -43,10 +43,12 @@ pub enum ErrorCode {
     Unavailable,
     BookingDisabled,
     Internal,
+    ChallengeRequired,
+    ChallengeFailed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidRequest,
         ErrorCode::ValidationFailed,
         ErrorCode::Unauthorized,
@@ -67,6 +69,8 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::BookingDisabled,
         ErrorCode::Internal,
+        ErrorCode::ChallengeRequired,
+        ErrorCode::ChallengeFailed,
     ];
 
     /// The one status every response with this code has.
@@ -74,7 +78,9 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidRequest => StatusCode::BAD_REQUEST,
-            ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ValidationFailed | ChallengeRequired | ChallengeFailed => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
             EventNotFound | TicketNotFound | NotFound => StatusCode::NOT_FOUND,
@@ -113,6 +119,8 @@ impl ErrorCode {
             Unavailable => "unavailable",
             BookingDisabled => "booking_disabled",
             Internal => "internal",
+            ChallengeRequired => "challenge_required",
+            ChallengeFailed => "challenge_failed",
         }
     }
 
@@ -150,6 +158,12 @@ impl ErrorCode {
             Unavailable => "Redis or the database cannot be reached; retry after the given seconds",
             BookingDisabled => "no database is configured: the service runs the waiting room only",
             Internal => "a bug on our side; it has been logged",
+            ChallengeRequired => {
+                "the event asks every join for a solved challenge (GET .../queue/challenge)"
+            }
+            ChallengeFailed => {
+                "the challenge's solution is wrong, expired, for another event or used already"
+            }
         }
     }
 }
@@ -298,6 +312,14 @@ impl From<QueueError> for AppError {
             QueueError::SoldOut => AppError::new(SoldOut, "the event is sold out"),
             QueueError::IdentityRequired => AppError::unauthorized(
                 "this event requires an identity_token signed by the ticketing site",
+            ),
+            QueueError::ChallengeRequired => AppError::new(
+                ChallengeRequired,
+                "this event asks for a solved challenge: GET /api/v1/events/{event_id}/queue/challenge, solve it, and send it as `challenge`",
+            ),
+            QueueError::ChallengeFailed => AppError::new(
+                ChallengeFailed,
+                "this challenge's solution has been used already; get a new challenge",
             ),
             QueueError::RateLimited { retry_after_ms } => AppError::rate_limited(
                 retry_after_ms.div_ceil(1000),

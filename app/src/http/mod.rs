@@ -47,6 +47,8 @@ pub struct AppState {
     pub booking: Option<Arc<Booking>>,
     pub admission_keys: Arc<AdmissionKeys>,
     pub identity_keys: Arc<IdentityKeys>,
+    /// Issues and checks the join's bot challenge.
+    pub pow: Arc<crate::queue::challenge::Pow>,
     pub admin_tokens: Arc<Vec<String>>,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub metrics: Metrics,
@@ -93,6 +95,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::join, queue::stats))
         .routes(routes!(queue::status, queue::leave))
         .routes(routes!(queue::heartbeat))
+        .routes(routes!(queue::challenge))
         .routes(routes!(ws::connect))
         .routes(routes!(admin::put_queue, admin::get_queue))
         .routes(create_event)

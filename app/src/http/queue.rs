@@ -7,15 +7,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::api::{JoinRequest, QueueStatsBody, TicketStatusBody};
-use super::error::AppError;
+use super::error::{AppError, ErrorCode};
 use super::extract::{ClientAddr, JsonBody, QueuePath};
 use super::openapi::{errors, EventParam, TicketParams};
 use super::AppState;
 use crate::clock::now_ms;
-use crate::queue::{Identity, TicketState};
+use crate::queue::challenge::{Challenge, ChallengeMode};
+use crate::queue::{Identity, JoinChallenge, QueueError, TicketState};
 
 errors!(JoinErrors: InvalidRequest, Unauthorized, EventNotFound, QueueClosed, SoldOut,
-    PayloadTooLarge, ValidationFailed, RateLimited, Unavailable);
+    PayloadTooLarge, ValidationFailed, ChallengeRequired, ChallengeFailed, RateLimited, Unavailable);
+errors!(ChallengeErrors: InvalidRequest, EventNotFound, Unavailable);
 errors!(StatsErrors: InvalidRequest, EventNotFound, Unavailable);
 errors!(TicketErrors: InvalidRequest, EventNotFound, TicketNotFound, Unavailable);
 errors!(HeartbeatErrors: InvalidRequest, EventNotFound, TicketNotFound, Gone, Unavailable);
@@ -55,7 +57,30 @@ pub async fn join(
         (_, None) => return Err(AppError::invalid_request("client_id is required")),
     };
     let source = source.source_key();
-    let outcome = state.queue.join(&event, &identity, Some(&source)).await?;
+    // Checked here, without I/O; the script refuses a bad one before any
+    // write, and only when the event asks for a challenge.
+    let checked = body
+        .challenge
+        .as_ref()
+        .map(|s| state.pow.verify(&event, s, now_ms() / 1000));
+    let pow = match &checked {
+        None => JoinChallenge::None,
+        Some(Ok(v)) => JoinChallenge::Solved(v),
+        Some(Err(_)) => JoinChallenge::Refused,
+    };
+    let outcome = match state
+        .queue
+        .join(&event, &identity, Some(&source), pow)
+        .await
+    {
+        Err(QueueError::ChallengeFailed) => {
+            return Err(match checked {
+                Some(Err(why)) => AppError::new(ErrorCode::ChallengeFailed, why.to_string()),
+                _ => QueueError::ChallengeFailed.into(),
+            })
+        }
+        other => other?,
+    };
     if outcome.new {
         tracing::debug!(event = %event, ticket = outcome.status.ticket.redacted(), state = outcome.status.state.name(), "joined");
     }
@@ -65,6 +90,43 @@ pub async fn join(
     };
     let body = TicketStatusBody::new(&state.admission_keys, &event, &outcome.status);
     Ok((code, Json(body)).into_response())
+}
+
+/// A fresh bot challenge (ALTCHA format) for a join to this event: find
+/// `number` so that hex SHA-256(`salt` + `number`) is `challenge`, and join
+/// with `{"challenge": {algorithm, challenge, number, salt, signature}}`.
+///
+/// Stateless: signed by the service, bound to the event, valid 10 minutes,
+/// each solution accepted once. 204 when the event has no challenge.
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}/queue/challenge", operation_id = "challenge", tag = "queue",
+    params(EventParam),
+    responses(
+        (status = 200, description = "A challenge to solve (never cached).", body = Challenge),
+        (status = 204, description = "The event asks for no challenge: join without one."),
+        ChallengeErrors,
+    )
+)]
+pub async fn challenge(
+    State(state): State<AppState>,
+    path: QueuePath,
+) -> Result<Response, AppError> {
+    let config = state
+        .queue
+        .config(&path.event)
+        .await?
+        .ok_or(QueueError::EventNotFound)?;
+    if config.challenge == ChallengeMode::Off {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let challenge = state
+        .pow
+        .issue(&path.event, config.challenge_difficulty, now_ms() / 1000);
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(challenge),
+    )
+        .into_response())
 }
 
 /// A ticket's state. A poll counts as presence while queued.

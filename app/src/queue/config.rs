@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::challenge::ChallengeMode;
 use super::scripts::CONFIG_FIELDS;
 use crate::clock::{format_ms, parse_rfc3339_ms};
 use crate::Invalid;
@@ -76,10 +77,17 @@ pub struct QueueConfig {
     pub max_joins_per_source_per_minute: u64,
     pub message: Option<String>,
     pub require_identity: bool,
+    pub challenge: ChallengeMode,
+    /// ALTCHA's `maxnumber`: a browser tries half of it on average.
+    pub challenge_difficulty: u64,
 }
 
 pub const DEFAULT_CAPACITY: u64 = 1000;
 pub const DEFAULT_MAX_CAPACITY: u64 = 200_000;
+/// About a second of hashing in a phone's browser (docs/performance.md).
+pub const DEFAULT_CHALLENGE_DIFFICULTY: u64 = 400_000;
+pub const MIN_CHALLENGE_DIFFICULTY: i64 = 1_000;
+pub const MAX_CHALLENGE_DIFFICULTY: i64 = 10_000_000;
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -94,6 +102,8 @@ impl Default for QueueConfig {
             max_joins_per_source_per_minute: 0,
             message: None,
             require_identity: false,
+            challenge: ChallengeMode::Off,
+            challenge_difficulty: DEFAULT_CHALLENGE_DIFFICULTY,
         }
     }
 }
@@ -139,6 +149,13 @@ pub struct QueueConfigRequest {
     /// Joins must carry an identity_token (needs IDENTITY_KEYS).
     #[schema(default = false)]
     pub require_identity: Option<bool>,
+    /// `pow`: every join carries a solved proof-of-work challenge from
+    /// `GET /api/v1/events/{event_id}/queue/challenge`.
+    #[schema(value_type = Option<ChallengeMode>, default = "off")]
+    pub challenge: Option<String>,
+    /// The challenge's `maxnumber`: a browser tries half of it on average.
+    #[schema(minimum = 1000, maximum = 10000000, default = 400000)]
+    pub challenge_difficulty: Option<i64>,
 }
 
 pub const MAX_MESSAGE_CHARS: usize = 500;
@@ -217,6 +234,18 @@ impl QueueConfigRequest {
                 "require_identity needs IDENTITY_KEYS to be configured on the service".into(),
             ));
         }
+        let challenge = match self.challenge.as_deref() {
+            None => d.challenge,
+            Some(m) => ChallengeMode::parse(m)
+                .ok_or_else(|| Invalid(format!("challenge must be one of off, pow, got `{m}`")))?,
+        };
+        let challenge_difficulty = in_range(
+            "challenge_difficulty",
+            self.challenge_difficulty,
+            MIN_CHALLENGE_DIFFICULTY,
+            MAX_CHALLENGE_DIFFICULTY,
+            d.challenge_difficulty,
+        )?;
         Ok(QueueConfig {
             capacity,
             admit_per_second: in_range(
@@ -258,6 +287,8 @@ impl QueueConfigRequest {
             )?,
             message,
             require_identity,
+            challenge,
+            challenge_difficulty,
         })
     }
 }
@@ -291,6 +322,8 @@ pub struct QueueConfigBody {
     #[schema(nullable = false)]
     pub message: Option<String>,
     pub require_identity: bool,
+    pub challenge: ChallengeMode,
+    pub challenge_difficulty: u64,
 }
 
 impl QueueConfig {
@@ -324,6 +357,8 @@ impl QueueConfig {
                     "max_joins_per_source" => self.max_joins_per_source_per_minute.to_string(),
                     "message" => self.message.clone().unwrap_or_default(),
                     "require_identity" => if self.require_identity { "1" } else { "0" }.into(),
+                    "challenge" => self.challenge.as_str().into(),
+                    "challenge_difficulty" => self.challenge_difficulty.to_string(),
                     // A field the scripts know and this does not: caught by
                     // the round-trip test below.
                     _ => String::new(),
@@ -364,6 +399,10 @@ impl QueueConfig {
             max_joins_per_source_per_minute: num("max_joins_per_source", 0),
             message: get("message"),
             require_identity: get("require_identity").as_deref() == Some("1"),
+            challenge: get("challenge")
+                .and_then(|v| ChallengeMode::parse(&v))
+                .unwrap_or_default(),
+            challenge_difficulty: num("challenge_difficulty", d.challenge_difficulty),
         })
     }
 
@@ -390,6 +429,8 @@ impl QueueConfig {
             max_joins_per_source_per_minute: self.max_joins_per_source_per_minute,
             message: self.message.clone(),
             require_identity: self.require_identity,
+            challenge: self.challenge,
+            challenge_difficulty: self.challenge_difficulty,
         }
     }
 
@@ -463,7 +504,7 @@ mod tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 8);
+        assert_eq!(checked, 9);
         let long = "x".repeat(prop_max_length(&schema, "message") + 1);
         assert!(req(serde_json::json!({ "message": long })).is_err());
     }
@@ -512,6 +553,11 @@ mod tests {
             ),
             (serde_json::json!({"mode": "lottery"}), "mode"),
             (serde_json::json!({"opens_at": "tomorrow"}), "opens_at"),
+            (serde_json::json!({"challenge": "captcha"}), "challenge"),
+            (
+                serde_json::json!({"challenge_difficulty": 999}),
+                "challenge_difficulty",
+            ),
         ] {
             let err = req(body).unwrap_err();
             assert!(err.contains(field), "{err}");
@@ -541,6 +587,8 @@ mod tests {
             max_joins_per_source_per_minute: 9,
             message: Some("Doors open at 8".into()),
             require_identity: true,
+            challenge: ChallengeMode::Pow,
+            challenge_difficulty: 5000,
         };
         let fields = c.to_fields();
         let values: Vec<Option<String>> = fields.chunks(2).map(|p| Some(p[1].clone())).collect();

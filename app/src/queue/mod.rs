@@ -3,6 +3,7 @@
 //! into types.
 
 pub mod admission;
+pub mod challenge;
 pub mod config;
 pub mod draw;
 pub mod hub;
@@ -199,6 +200,10 @@ pub enum QueueError {
     SoldOut,
     #[error("this event requires an identity token")]
     IdentityRequired,
+    #[error("this event requires a solved challenge")]
+    ChallengeRequired,
+    #[error("the challenge's solution is refused")]
+    ChallengeFailed,
     #[error("too many joins from this address")]
     RateLimited { retry_after_ms: u64 },
     #[error(transparent)]
@@ -216,6 +221,17 @@ pub struct Queue {
     outbox_cap: u64,
     /// Whether the event log's shippers read the outboxes.
     shipping: bool,
+}
+
+/// What a join carried of a challenge.
+#[derive(Debug, Clone, Copy)]
+pub enum JoinChallenge<'a> {
+    /// Nothing.
+    None,
+    /// A solution the replica's check refused.
+    Refused,
+    /// A solution that checks out (not yet known to be unused).
+    Solved(&'a challenge::Verified),
 }
 
 /// Why a fan's ticket ended before its time.
@@ -254,6 +270,8 @@ fn err_code(script: &'static str, items: &[Value]) -> Option<QueueError> {
         "queue_closed" => QueueError::QueueClosed,
         "sold_out" => QueueError::SoldOut,
         "identity_required" => QueueError::IdentityRequired,
+        "challenge_required" => QueueError::ChallengeRequired,
+        "challenge_failed" => QueueError::ChallengeFailed,
         "rate_limited" => QueueError::RateLimited {
             retry_after_ms: items.get(2).and_then(reply::int).unwrap_or(60_000).max(0) as u64,
         },
@@ -427,19 +445,33 @@ impl Queue {
         Ok(QueueConfig::from_stored(&values))
     }
 
+    /// A fan joins (or gets back the place the identity holds). `pow` is
+    /// what the join carried of a challenge, already checked by
+    /// [`challenge::Pow::verify`]; an event with `challenge: pow` refuses a
+    /// join without a good one before writing anything.
     pub async fn join(
         &self,
         event: &EventId,
         identity: &Identity,
         source: Option<&str>,
+        pow: JoinChallenge<'_>,
     ) -> Result<JoinOutcome, QueueError> {
-        let keys = self.keys(event);
-        let keys = match source {
-            Some(addr) => keys.with_source(addr),
-            None => keys.all().to_vec(),
+        let event_keys = self.keys(event);
+        let mut keys = event_keys.all().to_vec();
+        if let Some(addr) = source {
+            keys.push(event_keys.source(addr));
+        }
+        let pow_arg = match pow {
+            JoinChallenge::None => String::new(),
+            JoinChallenge::Refused => "bad".into(),
+            JoinChallenge::Solved(v) => {
+                keys.push(event_keys.solution(&v.id));
+                v.expires_ms.to_string()
+            }
         };
         let ticket = Ticket::generate();
-        let args = [identity.key(), ticket.0];
+        let has_source = if source.is_some() { "1" } else { "0" };
+        let args = [identity.key(), ticket.0, has_source.into(), pow_arg];
         let v = self.run(&self.scripts.join, &keys, &args).await?;
         let items = reply::array("join", v)?;
         if let Some(e) = err_code("join", &items) {

@@ -21,6 +21,7 @@
 //! | 11| `<p>wr:{<ev>}:replicas`     | zset | replica id -> heartbeat deadline (ms) |
 //! | 12| `<p>wr:{<ev>}:outbox`       | stream | every change of the queue, in order (the event log's outbox) |
 //! | 13| `<p>wr:{<ev>}:src:<addr>`   | str  | joins from one client address this minute (join only) |
+//! | 14| `<p>wr:{<ev>}:pow:<challenge>` | str | a used challenge solution -> the identity that used it, until it expires (join only) |
 //!
 //! Outside any event: `<p>wr:events`, a set of event ids the admission loop
 //! visits, and `<p>wr:outboxes`, the events whose outbox the shippers read
@@ -102,8 +103,18 @@ impl EventKeys {
     /// The event's keys plus the per-address join counter.
     pub fn with_source(&self, source: &str) -> Vec<String> {
         let mut keys = self.keys.clone();
-        keys.push(format!("{}:src:{source}", self.prefix));
+        keys.push(self.source(source));
         keys
+    }
+
+    /// The per-address join counter.
+    pub fn source(&self, source: &str) -> String {
+        format!("{}:src:{source}", self.prefix)
+    }
+
+    /// The key remembering a used challenge solution (by its challenge).
+    pub fn solution(&self, challenge: &str) -> String {
+        format!("{}:pow:{challenge}", self.prefix)
     }
 }
 
@@ -147,7 +158,7 @@ pub fn context_args(replica: &str, outbox_cap: u64, shipping: bool) -> [String; 
 /// The fields of the queue's configuration in the `meta` hash: the one
 /// list both the Rust side (`QueueConfig::to_fields`, `from_stored`) and the
 /// scripts (`load_config`, which reads them as `f.<name>`) go by.
-pub const CONFIG_FIELDS: [&str; 12] = [
+pub const CONFIG_FIELDS: [&str; 14] = [
     "mode",
     "capacity",
     "sessions_per_replica",
@@ -160,6 +171,8 @@ pub const CONFIG_FIELDS: [&str; 12] = [
     "max_joins_per_source",
     "message",
     "require_identity",
+    "challenge",
+    "challenge_difficulty",
 ];
 
 /// The Lua table of [`CONFIG_FIELDS`], for the prelude.
@@ -278,6 +291,8 @@ local function load_config()
     opening = v[1] == '1',
     draw_pos = tonumber(v[2]) or 0,
     require_identity = f.require_identity == '1',
+    challenge = f.challenge or 'off',
+    challenge_difficulty = tonumber(f.challenge_difficulty),
   }
 end
 
@@ -526,28 +541,50 @@ return before
 
 /// A fan joins (or rejoins) the queue.
 ///
-/// KEYS: the event's keys, then optionally the source-address counter (12).
-/// ARGV: identity, a fresh random ticket id (used only for a new arrival).
+/// KEYS: the event's keys, then the source-address counter (13) when ARGV[3]
+///       is `1`, then the solution's key (`pow:<challenge>`, last) when
+///       ARGV[4] is an expiry.
+/// ARGV: identity, a fresh random ticket id (used only for a new arrival),
+///       `1`/`0` (a source counter is given), and the challenge: `` (none
+///       sent), `bad` (sent, refused by the replica's check) or the unix ms
+///       at which the checked solution expires.
 /// Returns: `{'err', code[, retry_after_ms]}` with code `event_not_found`,
-///          `rate_limited`, `identity_required`, `queue_closed` or
-///          `sold_out`; otherwise
+///          `challenge_required`, `challenge_failed`, `rate_limited`,
+///          `identity_required`, `queue_closed` or `sold_out`; otherwise
 ///          `{'new'|'existing', <status reply>...}`.
 /// Invariants: one live ticket per identity; admitted at once only when
-/// nobody waits, there is room and a token; order is the sequence.
+/// nobody waits, there is room and a token; order is the sequence. A join
+/// to a `pow` event without a good solution writes nothing; a solution is
+/// taken once (kept, as the identity that used it, until it expires: the
+/// same fan retrying gets its place back, anyone else `challenge_failed`).
+/// An event without a challenge ignores whatever is sent.
 const JOIN: &str = r#"
+local ident, ticket = ARGV[1], ARGV[2]
+local K_SRC = ARGV[3] == '1' and KEYS[13] or nil
+local pow = ARGV[4] or ''
+local K_POW = tonumber(pow) and KEYS[#KEYS] or nil
 local c = load_config()
 if not c then return {'err', 'event_not_found'} end
+if c.challenge == 'pow' then
+  if pow == '' then return {'err', 'challenge_required'} end
+  if not K_POW then return {'err', 'challenge_failed'} end
+end
 local now = now_ms()
-if KEYS[13] and c.max_src > 0 then
-  local n = redis.call('INCR', KEYS[13])
-  if n == 1 then redis.call('PEXPIRE', KEYS[13], 60000) end
+if K_SRC and c.max_src > 0 then
+  local n = redis.call('INCR', K_SRC)
+  if n == 1 then redis.call('PEXPIRE', K_SRC, 60000) end
   if n > c.max_src then
-    local ttl = redis.call('PTTL', KEYS[13])
-    if ttl < 0 then redis.call('PEXPIRE', KEYS[13], 60000) ttl = 60000 end
+    local ttl = redis.call('PTTL', K_SRC)
+    if ttl < 0 then redis.call('PEXPIRE', K_SRC, 60000) ttl = 60000 end
     return {'err', 'rate_limited', ttl}
   end
 end
-local ident, ticket = ARGV[1], ARGV[2]
+if c.challenge == 'pow' then
+  local ttl = math.max(tonumber(pow) - now, 1000)
+  if not redis.call('SET', K_POW, ident, 'NX', 'PX', ttl) and redis.call('GET', K_POW) ~= ident then
+    return {'err', 'challenge_failed'}
+  end
+end
 if c.require_identity and string.sub(ident, 1, 4) ~= 'sub:' then
   return {'err', 'identity_required'}
 end

@@ -250,6 +250,19 @@ impl AdmissionKeys {
         self
     }
 
+    /// A secret for another purpose (`label`), derived from the signing
+    /// key (the first of TOKEN_KEYS): HMAC-SHA256(private scalar, label).
+    /// Every replica has the same keys, so every replica derives the same
+    /// secret, and no new secret needs deploying; it changes when the first
+    /// key does.
+    pub fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
+        let scalar = self.signing[0].1.to_bytes();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &scalar[..]);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::hmac::sign(&key, label).as_ref());
+        out
+    }
+
     pub fn sign(&self, claims: &AdmissionClaims) -> String {
         if let Some(token) = self.signed.lock().ok().and_then(|c| c.get(claims).cloned()) {
             return token;

@@ -505,6 +505,7 @@ async fn metrics_openapi_health_and_request_ids() {
         ("get", "/api/v1/events/{event_id}/queue/{ticket}"),
         ("delete", "/api/v1/events/{event_id}/queue/{ticket}"),
         ("post", "/api/v1/events/{event_id}/queue/{ticket}/heartbeat"),
+        ("get", "/api/v1/events/{event_id}/queue/challenge"),
         ("get", "/api/v1/events/{event_id}/queue/{ticket}/ws"),
         ("put", "/api/v1/admin/events/{event_id}/queue"),
         ("get", "/api/v1/admin/events/{event_id}/queue"),

@@ -98,6 +98,65 @@ async fn events_are_created_listed_updated_and_deleted_with_their_queue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_keeps_its_time_zone_utc_by_default() {
+    let s = BookingStack::start().await;
+    let api = s.api();
+    let plain = api
+        .create_event("plain", json!({"rows": 1, "seats_per_row": 1}))
+        .await;
+    assert_eq!(plain.body["time_zone"], "UTC");
+    let seoul = api
+        .create_event_with(
+            "seoul",
+            json!({"rows": 1, "seats_per_row": 1}),
+            json!({"time_zone": "Asia/Seoul"}),
+        )
+        .await;
+    assert_eq!(seoul.body["time_zone"], "Asia/Seoul");
+    let read = api
+        .send(api.http.get(format!("{}/api/v1/events/seoul", api.base())))
+        .await;
+    assert_eq!(read.body["time_zone"], "Asia/Seoul");
+    let patch = |zone: &str| {
+        api.http
+            .patch(format!("{}/api/v1/admin/events/seoul", api.base()))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "time_zone": zone }))
+    };
+    let moved = api.send(patch("America/Argentina/Buenos_Aires")).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(moved.body["time_zone"], "America/Argentina/Buenos_Aires");
+    for bad in [
+        "",
+        "../etc/passwd",
+        "Asia/Seoul\n",
+        "9/Nine",
+        &"A".repeat(65),
+    ] {
+        let r = api.send(patch(bad)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("time_zone"));
+    }
+    let list = api
+        .send(api.http.get(format!("{}/api/v1/events", api.base())))
+        .await;
+    let zones: Vec<&str> = list.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["time_zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones.len(), 2);
+    assert!(
+        zones.contains(&"America/Argentina/Buenos_Aires"),
+        "{zones:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_seat_lists_keep_exact_ids_and_may_be_long() {
     let s = BookingStack::start().await;
     let api = s.api();

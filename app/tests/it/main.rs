@@ -4,6 +4,7 @@
 
 mod api;
 mod booking;
+mod challenge;
 mod chaos;
 mod cli;
 mod cluster;

@@ -742,17 +742,26 @@ impl BookingStack {
 impl Api {
     /// Creates an event through the admin API; its sale is open.
     pub async fn create_event(&self, id: &str, seat_map: Value) -> Reply {
+        self.create_event_with(id, seat_map, json!({})).await
+    }
+
+    /// The same, with `extra` fields in the body (e.g. `time_zone`).
+    pub async fn create_event_with(&self, id: &str, seat_map: Value, extra: Value) -> Reply {
+        let mut body = json!({
+            "id": id, "name": format!("Event {id}"), "venue": "Hall 1",
+            "starts_at": "2030-01-01T20:00:00Z",
+            "sale_opens_at": "2020-01-01T00:00:00Z",
+            "seat_map": seat_map,
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
         let r = self
             .send(
                 self.http
                     .post(format!("{}/api/v1/admin/events", self.base()))
                     .bearer_auth(ADMIN)
-                    .json(&json!({
-                        "id": id, "name": format!("Event {id}"), "venue": "Hall 1",
-                        "starts_at": "2030-01-01T20:00:00Z",
-                        "sale_opens_at": "2020-01-01T00:00:00Z",
-                        "seat_map": seat_map,
-                    })),
+                    .json(&body),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "create {id}: {}", r.body);
