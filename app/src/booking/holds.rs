@@ -574,10 +574,12 @@ impl Booking {
         session_alive.await?;
         let mut attempt = 0;
         let (created, stock) = loop {
-            match self
+            let turn = self.stock_turn().await?;
+            let tried = self
                 .try_confirm(hold_id, &event, &ticket, idempotency_key)
-                .await
-            {
+                .await;
+            drop(turn);
+            match tried {
                 Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
                     backoff(attempt).await;
@@ -799,7 +801,10 @@ impl Booking {
         let r = self.reservation(id, caller).await?;
         let mut attempt = 0;
         let stock = loop {
-            match self.try_cancel(id, &r.event_id).await {
+            let turn = self.stock_turn().await?;
+            let tried = self.try_cancel(id, &r.event_id).await;
+            drop(turn);
+            match tried {
                 // A confirm of the same event at the same moment can make
                 // InnoDB pick this one to undo: run it again.
                 Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {

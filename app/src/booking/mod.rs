@@ -124,6 +124,14 @@ pub struct Booking {
     metrics: Metrics,
     /// One seat-map rebuild at a time per event on this replica.
     rebuilding: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Confirms and cancellations in their transactions at once on this
+    /// replica. They all end on the event's stock row, one after another
+    /// whatever their number, so more of them would only hold writer
+    /// connections while they wait for its lock: a quarter of the pool (at
+    /// least 2) leaves the rest to holds, whose latency then stays as it is
+    /// while confirms run.
+    stock_writers: tokio::sync::Semaphore,
+    stock_wait: Duration,
 }
 
 /// How long cached copies live at most (each change also deletes them).
@@ -138,6 +146,9 @@ impl Booking {
         limits: Limits,
         metrics: Metrics,
     ) -> Booking {
+        let pool = db.writer.options();
+        let writers = (pool.get_max_connections() / 4).max(2) as usize;
+        let stock_wait = pool.get_acquire_timeout();
         Booking {
             db,
             queue,
@@ -145,11 +156,25 @@ impl Booking {
             limits,
             metrics,
             rebuilding: Mutex::default(),
+            stock_writers: tokio::sync::Semaphore::new(writers),
+            stock_wait,
         }
     }
 
     pub fn queue(&self) -> &Queue {
         &self.queue
+    }
+
+    /// A turn for a transaction that writes the event's stock row (see
+    /// `stock_writers`); waited for as long as a writer connection would
+    /// be, then the same 503 as a pool that has none free.
+    pub(crate) async fn stock_turn(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, BookingError> {
+        match tokio::time::timeout(self.stock_wait, self.stock_writers.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(sqlx::Error::PoolTimedOut.into()),
+        }
     }
 
     /// Writes a booking event to `event_outbox` in the transaction of the
