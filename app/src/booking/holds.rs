@@ -351,16 +351,24 @@ impl Booking {
         ticket: &str,
         seats: &[String],
     ) -> Result<Hold, BookingError> {
+        // Behind any hold of this replica already trying one of these
+        // seats; lost without a query when it won (see `flights`).
+        let flight = match self.flights.turn(event.as_str(), seats).await {
+            super::flights::Turn::Go(flight) => flight,
+            super::flights::Turn::Taken => return Err(BookingError::SeatUnavailable),
+        };
         let mut attempt = 0;
-        loop {
+        let held = loop {
             match self.try_hold(event, ticket, seats).await {
                 Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
                     backoff(attempt).await;
                 }
-                other => return other,
+                other => break other,
             }
-        }
+        };
+        flight.claimed(held.is_ok());
+        held
     }
 
     async fn try_hold(

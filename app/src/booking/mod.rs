@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod db;
+mod flights;
 pub mod holds;
 pub mod keys;
 pub mod sweeper;
@@ -132,6 +133,8 @@ pub struct Booking {
     /// while confirms run.
     stock_writers: tokio::sync::Semaphore,
     stock_wait: Duration,
+    /// Holds of the same seat on this replica, one at a time.
+    pub(crate) flights: flights::Flights,
 }
 
 /// How long cached copies live at most (each change also deletes them).
@@ -158,6 +161,7 @@ impl Booking {
             rebuilding: Mutex::default(),
             stock_writers: tokio::sync::Semaphore::new(writers),
             stock_wait,
+            flights: flights::Flights::default(),
         }
     }
 
