@@ -263,6 +263,7 @@ impl Application {
         });
 
         let ship_task = shipper.map(|s| tokio::spawn(s.run(state.shutdown.clone())));
+        let lag_task = tokio::spawn(state.metrics.clone().watch_runtime_lag());
 
         let mut stopping = state.shutdown.clone();
         let graceful = async move {
@@ -303,6 +304,7 @@ impl Application {
         }
         loop_task.abort();
         hub_task.abort();
+        lag_task.abort();
         if let Some(t) = sweep_task {
             t.abort();
         }

@@ -21,6 +21,9 @@ use hyper_util::rt::TokioIo;
 use report::{Contention, Fans, FansShare, HttpPeak, Latency, Mixed, Push, RedisPeak, Sockets};
 use serde_json::Value;
 use tokio::net::TcpSocket;
+
+mod drive;
+mod render;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -35,6 +38,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// One load process of `cargo xtask loadtest` (writes a report::Part).
+    Drive(drive::Drive),
+    /// The charts (SVG) of a loadtest run's report.json, into its folder.
+    Render {
+        /// The run's folder (holding report.json).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Peak joins per second over keep-alive HTTP connections.
     HttpPeak {
         #[arg(long)]
@@ -1015,6 +1026,8 @@ fn emit<T: serde::Serialize>(path: Option<&Path>, value: &T) -> Result<(), Strin
 async fn run(cli: Cli) -> Result<(), String> {
     let out = cli.report.as_deref();
     match cli.cmd {
+        Cmd::Drive(d) => drive::run(d).await,
+        Cmd::Render { dir } => render::run(&dir),
         Cmd::HttpPeak {
             target,
             event,
