@@ -656,6 +656,21 @@ async fn drain(d: &Drive) -> Result<Part, String> {
     let url = d.redis.clone().ok_or("drain needs --redis")?;
     let admitted = outbox_admissions(&url, &d.event).await?;
     let mut r = lock(&rec);
+    // The rate in Redis's own clock, past the first second (whose full
+    // token bucket admits a burst); counted by one process only.
+    if d.index == 0 {
+        let mut times: Vec<i64> = admitted.values().copied().collect();
+        times.sort_unstable();
+        if let (Some(first), Some(last)) = (times.first().copied(), times.last().copied()) {
+            let after = times.iter().filter(|t| **t > first + 1000).count() as u64;
+            r.count("outbox_admissions", times.len() as u64);
+            r.count("admissions_after_first_second", after);
+            r.count(
+                "admission_span_after_first_second_ms",
+                (last - first - 1000).max(0) as u64,
+            );
+        }
+    }
     r.count("sockets_open", open);
     r.count("told", told.len() as u64);
     let base = unix_ms();
@@ -786,6 +801,15 @@ async fn catalog(d: &Drive) -> Result<Part, String> {
                     };
                     lock(&rec).record(route, at, Duration::ZERO, outcome);
                     sent += 1;
+                }
+                // How long this process's phase was busy: the rate is
+                // answers over that, not over the phase's time budget.
+                let busy = Instant::now().saturating_duration_since(start + half * phase);
+                {
+                    let mut r = lock(&rec);
+                    let key = format!("{route} busy ms");
+                    let e = r.counts.entry(key).or_default();
+                    *e = (*e).max(busy.as_millis() as u64);
                 }
                 tokio::time::sleep_until(phase_end).await;
             }
