@@ -639,10 +639,16 @@ async fn drain(d: &Drive) -> Result<Part, String> {
     let rec = Recorder::new(start);
     let bar = tick(progress(d.progress, d.wait, "drain"), rec.clone(), d.wait);
     let until = start + Duration::from_secs(d.wait);
+    // Admissions stop at capacity: once they have begun, five quiet
+    // seconds mean the rest stay queued.
+    let quiet = Duration::from_secs(5);
+    let mut last = None;
     while (told.len() as u64) < open {
-        match tokio::time::timeout_at(until, told_rx.recv()).await {
+        let by = last.map_or(until, |l: Instant| until.min(l + quiet));
+        match tokio::time::timeout_at(by, told_rx.recv()).await {
             Ok(Some((t, at))) if at >= 0 => {
                 told.insert(t, at);
+                last = Some(Instant::now());
             }
             Ok(Some(_)) => {}
             _ => break,
