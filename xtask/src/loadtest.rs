@@ -849,10 +849,18 @@ pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
     if let Some(redis) = &stack._redis {
         let n: u64 = redis.cli(&["SLOWLOG", "LEN"])?.trim().parse().unwrap_or(0);
         report.counts.insert("redis_slowlog_over_10ms".into(), n);
-        std::fs::write(
-            dir.join("redis-slowlog.txt"),
-            redis.cli(&["SLOWLOG", "GET", "1000"])?,
-        )?;
+        let log = redis.cli(&["SLOWLOG", "GET", "1000"])?;
+        std::fs::write(dir.join("redis-slowlog.txt"), &log)?;
+        let names = Command::new(&loadgen)
+            .args(["scripts", "--redis", &stack.redis_url])
+            .output()?;
+        let names = String::from_utf8_lossy(&names.stdout).into_owned();
+        for (what, n, max_us) in slowlog_summary(&log, &names) {
+            report.counts.insert(format!("redis slow {what}: count"), n);
+            report
+                .counts
+                .insert(format!("redis slow {what}: max µs"), max_us);
+        }
     }
     judge(
         &mut report,
@@ -881,6 +889,39 @@ pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
     #[cfg(unix)]
     let _ = std::os::unix::fs::symlink(&dir, &latest);
     Ok(dir)
+}
+
+/// What the SLOWLOG holds, by command (a script by its name), as (what,
+/// entries, slowest µs). `log` is `redis-cli SLOWLOG GET`'s plain output:
+/// per entry its id, time, duration (µs), then the command's words.
+fn slowlog_summary(log: &str, script_names: &str) -> Vec<(String, u64, u64)> {
+    let names: BTreeMap<&str, &str> = script_names
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        // A command word follows the duration line, which follows the time.
+        if i < 2 || l.is_empty() || l.parse::<u64>().is_ok() {
+            continue;
+        }
+        let is_time = lines[i - 2].parse::<u64>().is_ok_and(|t| t > 1_000_000_000);
+        let Ok(micros) = lines[i - 1].parse::<u64>() else {
+            continue;
+        };
+        if !is_time {
+            continue;
+        }
+        let what = match (*l, lines.get(i + 1)) {
+            ("EVALSHA", Some(sha)) => format!("script {}", names.get(sha).unwrap_or(sha)),
+            (cmd, _) => cmd.to_string(),
+        };
+        let e = by.entry(what).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(micros);
+    }
+    by.into_iter().map(|(k, (n, m))| (k, n, m)).collect()
 }
 
 /// The scenario's figures against the targets, and its sanity
@@ -1352,6 +1393,19 @@ mod tests {
         assert!(parse_target("https://example.com:443").is_err());
         assert!(parse_target("http://127.0.0.1:8080/api").is_err());
         assert!(parse_target("nonsense").is_err());
+    }
+
+    #[test]
+    fn slowlog_entries_are_counted_by_script_name() {
+        let log = "2\n1796228471\n18286\nXRANGE\nk\n-\n127.0.0.1:1\n\n1\n1796228470\n11642\nEVALSHA\nabc\n12\n0\n1796228469\n9000\nEVALSHA\nabc\n1\n";
+        let got = slowlog_summary(log, "abc join\ndef tick\n");
+        assert_eq!(
+            got,
+            vec![
+                ("XRANGE".to_string(), 1, 18286),
+                ("script join".to_string(), 2, 11642)
+            ]
+        );
     }
 
     #[test]
