@@ -401,18 +401,17 @@ async fn steady(d: &Drive) -> Result<Part, String> {
     for (i, (target, mut sender)) in conns.into_iter().enumerate() {
         let global = i as u64 * d.processes + d.index;
         // Ramp: the first 1% of fans from the start, up to 10% from a third
-        // of the run, everyone from two thirds; the route names the stage.
-        let (stage, label) = match d.mode {
-            Mode::Ramp if global < d.fans.div_ceil(100) => (0, d.fans.div_ceil(100)),
-            Mode::Ramp if global < d.fans.div_ceil(10) => (1, d.fans.div_ceil(10)),
-            Mode::Ramp => (2, d.fans),
-            _ => (0, 0),
+        // of the run, everyone from two thirds; a status's route names the
+        // fans connected in the stage it was sent in.
+        let stage = match d.mode {
+            Mode::Ramp if global < d.fans.div_ceil(100) => 0,
+            Mode::Ramp if global < d.fans.div_ceil(10) => 1,
+            Mode::Ramp => 2,
+            _ => 0,
         };
-        let status_route = if d.mode == Mode::Ramp {
-            format!("status@{label}")
-        } else {
-            "status".to_string()
-        };
+        let stages = [d.fans.div_ceil(100), d.fans.div_ceil(10), d.fans];
+        let ramp = d.mode == Mode::Ramp;
+        let status_routes = stages.map(|n| format!("status@{n}"));
         let phase = Duration::from_micros(global * 1_000_000 / d.fans.max(1));
         let (rec, event, source) = (rec.clone(), d.event.clone(), d.source);
         tasks.push(tokio::spawn(async move {
@@ -429,7 +428,14 @@ async fn steady(d: &Drive) -> Result<Part, String> {
                         Some(format!("{{\"client_id\":\"fan-{global}\"}}")),
                     ),
                     Some(t) => (
-                        status_route.as_str(),
+                        if ramp {
+                            let now = at.saturating_duration_since(start);
+                            let k =
+                                (now.as_secs_f64() / stage_len.as_secs_f64().max(1e-3)) as usize;
+                            status_routes[k.min(2)].as_str()
+                        } else {
+                            "status"
+                        },
                         "GET",
                         format!("/api/v1/events/{event}/queue/{t}"),
                         None,
