@@ -34,6 +34,10 @@ struct Inner {
     outbox_oldest_age: GaugeVec,
     outbox_dropped: IntCounterVec,
     push_latency: Histogram,
+    stage_duration: HistogramVec,
+    runtime_lag: Histogram,
+    /// The latest runtime lag (µs), for the slow-request log.
+    last_runtime_lag_us: std::sync::atomic::AtomicU64,
 }
 
 /// What one admission-loop run saw for an event, as exported.
@@ -169,8 +173,27 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
         )
         .expect("valid metric");
+        let stage_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "admission_request_stage_seconds",
+                "Where an HTTP request's time went: `redis` (its Redis calls, queueing on the connection included) and `app` (the rest: handler, JSON, waiting for a worker thread).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let runtime_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "admission_runtime_lag_seconds",
+                "How late a 10 ms timer fires on this replica's runtime: its worker threads starved of CPU or blocked.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(http_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stage_duration.clone()),
+            Box::new(runtime_lag.clone()),
             Box::new(http_total.clone()),
             Box::new(redis_duration.clone()),
             Box::new(queue_length.clone()),
@@ -212,7 +235,48 @@ impl Metrics {
                 outbox_oldest_age,
                 outbox_dropped,
                 push_latency,
+                stage_duration,
+                runtime_lag,
+                last_runtime_lag_us: std::sync::atomic::AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// Records where one request's time went (see [`with_stages`]).
+    pub fn observe_stages(&self, total: Duration, stages: &Stages) {
+        let d = &self.inner.stage_duration;
+        d.with_label_values(&["redis"])
+            .observe(stages.redis.as_secs_f64());
+        d.with_label_values(&["app"])
+            .observe(total.saturating_sub(stages.redis).as_secs_f64());
+    }
+
+    /// Records how late the runtime's timer fired.
+    pub fn observe_runtime_lag(&self, lag: Duration) {
+        self.inner.runtime_lag.observe(lag.as_secs_f64());
+        self.inner
+            .last_runtime_lag_us
+            .store(lag.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The latest runtime lag measured.
+    pub fn last_runtime_lag(&self) -> Duration {
+        Duration::from_micros(
+            self.inner
+                .last_runtime_lag_us
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Measures the runtime's lag every 10 ms until the task is dropped:
+    /// a request that was slow while this was high waited for a thread,
+    /// not for Redis.
+    pub async fn watch_runtime_lag(self) {
+        let tick = Duration::from_millis(10);
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::time::sleep(tick).await;
+            self.observe_runtime_lag(started.elapsed().saturating_sub(tick));
         }
     }
 
@@ -382,5 +446,66 @@ mod tests {
         assert!(m.render().contains("event=\"gone\""));
         m.forget_event("gone");
         assert!(!m.render().contains("event=\"gone\""), "{}", m.render());
+    }
+}
+
+/// Where one request's time went, gathered while it runs: the store adds
+/// each Redis call (see [`record_redis`]), the access log reads the sum.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stages {
+    pub redis: Duration,
+    pub redis_calls: u32,
+    pub slowest_redis: Duration,
+    /// The command or script of the slowest Redis call.
+    pub slowest_label: &'static str,
+}
+
+tokio::task_local! {
+    static STAGES: std::cell::RefCell<Stages>;
+}
+
+/// Runs `f` (a request) with a fresh [`Stages`] and returns both.
+pub async fn with_stages<F: std::future::Future>(f: F) -> (F::Output, Stages) {
+    STAGES
+        .scope(std::cell::RefCell::new(Stages::default()), async {
+            let out = f.await;
+            let stages = STAGES.with(|s| *s.borrow());
+            (out, stages)
+        })
+        .await
+}
+
+/// Adds one Redis call to the current request's stages (nothing outside a
+/// request: the admission loop, the hub).
+pub fn record_redis(label: &'static str, elapsed: Duration) {
+    let _ = STAGES.try_with(|s| {
+        let mut s = s.borrow_mut();
+        s.redis += elapsed;
+        s.redis_calls += 1;
+        if elapsed > s.slowest_redis {
+            s.slowest_redis = elapsed;
+            s.slowest_label = label;
+        }
+    });
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn redis_calls_inside_a_request_add_up_and_outside_are_ignored() {
+        record_redis("outside", Duration::from_millis(5));
+        let ((), s) = with_stages(async {
+            record_redis("join", Duration::from_millis(2));
+            record_redis("status", Duration::from_millis(7));
+        })
+        .await;
+        assert_eq!(s.redis_calls, 2);
+        assert_eq!(s.redis, Duration::from_millis(9));
+        assert_eq!(
+            (s.slowest_label, s.slowest_redis),
+            ("status", Duration::from_millis(7))
+        );
     }
 }

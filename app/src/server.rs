@@ -266,6 +266,7 @@ impl Application {
         });
 
         let ship_task = shipper.map(|s| tokio::spawn(s.run(state.shutdown.clone())));
+        let lag_task = tokio::spawn(state.metrics.clone().watch_runtime_lag());
 
         let mut stopping = state.shutdown.clone();
         let graceful = async move {
@@ -306,6 +307,7 @@ impl Application {
         }
         loop_task.abort();
         hub_task.abort();
+        lag_task.abort();
         if let Some(t) = sweep_task {
             t.abort();
         }

@@ -291,9 +291,11 @@ impl Store {
             Ok(r) => r.map_err(StoreError::from),
             Err(_) => Err(StoreError::Timeout(self.inner.timeout)),
         };
+        let elapsed = started.elapsed();
         self.inner
             .metrics
-            .observe_redis(label, started.elapsed(), result.is_ok());
+            .observe_redis(label, elapsed, result.is_ok());
+        crate::metrics::record_redis(label, elapsed);
         result
     }
 

@@ -34,17 +34,16 @@ use crate::{flags, tools, Result};
 
 /// The app (release build) on `redis`, with booking on `db` when given;
 /// `name` names its key and log files under `dir`.
-fn start_app(
-    root: &Path,
+pub(crate) fn start_app(
+    binary: &Path,
     dir: &Path,
     name: &str,
     redis: &RedisServer,
     db: Option<&MariaDb>,
     admin: &str,
 ) -> Result<App> {
-    let binary = root.join("target/release/admission");
     let key = dir.join(format!("{name}.pem"));
-    let made = Command::new(&binary)
+    let made = Command::new(binary)
         .arg("keygen")
         .arg("--out")
         .arg(&key)
@@ -55,7 +54,7 @@ fn start_app(
     let addr: SocketAddr = format!("127.0.0.1:{}", devstack::free_port()).parse()?;
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path)?;
-    let mut cmd = Command::new(&binary);
+    let mut cmd = Command::new(binary);
     cmd.env("LISTEN_ADDR", addr.to_string())
         .env("REDIS_URL", redis.url())
         .env("ADMIN_TOKEN", admin)
@@ -66,7 +65,7 @@ fn start_app(
         .stderr(log);
     if let Some(db) = db {
         let (migrator, app_url, reader_url) = db.create_database(name)?;
-        let migrated = Command::new(&binary)
+        let migrated = Command::new(binary)
             .arg("migrate")
             .env("DATABASE_URL", &migrator)
             .output()?;
@@ -82,7 +81,7 @@ fn start_app(
     App::start(&mut cmd, addr, &log_path)
 }
 
-fn configure(addr: SocketAddr, admin: &str, event: &str, body: &str) -> Result {
+pub(crate) fn configure(addr: SocketAddr, admin: &str, event: &str, body: &str) -> Result {
     let auth = format!("Bearer {admin}");
     let (status, text) = http_request(
         addr,
@@ -97,7 +96,13 @@ fn configure(addr: SocketAddr, admin: &str, event: &str, body: &str) -> Result {
     Ok(())
 }
 
-fn create_event(addr: SocketAddr, admin: &str, id: &str, rows: u32, per_row: u32) -> Result {
+pub(crate) fn create_event(
+    addr: SocketAddr,
+    admin: &str,
+    id: &str,
+    rows: u32,
+    per_row: u32,
+) -> Result {
     let auth = format!("Bearer {admin}");
     let event = format!(
         r#"{{"id":"{id}","name":"{id}","venue":"Bench","starts_at":"2030-01-01T20:00:00Z","sale_opens_at":"2020-01-01T00:00:00Z","seat_map":{{"rows":{rows},"seats_per_row":{per_row}}}}}"#
@@ -116,7 +121,7 @@ fn create_event(addr: SocketAddr, admin: &str, id: &str, rows: u32, per_row: u32
 }
 
 /// A process's resident memory (VmRSS) in KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -134,14 +139,16 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     )
     .run()?;
     let root = sh.current_dir();
-    let loadgen = root.join("target/release/loadgen");
+    let release = crate::ops::target_dir(&root).join("release");
+    let loadgen = release.join("loadgen");
+    let binary = release.join("admission");
     let dir = root.join("target/bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
     let db = MariaDb::start(&dir.join("mariadb"))?;
     let admin = "bench-admin-token-0123456789";
-    let app = start_app(&root, &dir, "bench", &redis, Some(&db), admin)?;
+    let app = start_app(&binary, &dir, "bench", &redis, Some(&db), admin)?;
     let target = app.addr.to_string();
     let secs = flags.seconds.to_string();
     // Everyone queues: the join path under test is the common one.
@@ -229,7 +236,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     eprintln!("==> (e) {sockets} open WebSockets on a fresh replica: its memory per socket");
     // A replica of its own, so that memory the others' runs left in its
     // heap cannot hide the sockets' cost.
-    let fresh = start_app(&root, &dir, "sockets", &redis, None, admin)?;
+    let fresh = start_app(&binary, &dir, "sockets", &redis, None, admin)?;
     let fresh_target = fresh.addr.to_string();
     configure(
         fresh.addr,
@@ -278,7 +285,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let watchers = flags.push_sockets.get();
     eprintln!("==> (f) {watchers} sockets over 3 replicas, each on another replica than its join; the queue opens");
     let replicas = (0..3)
-        .map(|i| start_app(&root, &dir, &format!("push-{i}"), &redis, None, admin))
+        .map(|i| start_app(&binary, &dir, &format!("push-{i}"), &redis, None, admin))
         .collect::<Result<Vec<_>>>()?;
     configure(
         replicas[0].addr,

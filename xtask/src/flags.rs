@@ -19,6 +19,7 @@ pub enum Command {
     Dev(Dev),
     Test(Test),
     Bench(Bench),
+    Loadtest(Loadtest),
     Migrate(Migrate),
     Deps(Deps),
 }
@@ -104,6 +105,104 @@ impl Bench {
             bench: Bench,
         }
         Only::parse_from(["bench"]).bench
+    }
+}
+
+/// Load test one scenario of the seeds (figures, never pass/fail): starts
+/// Redis (MariaDB when booking is in play) and app replicas, or drives
+/// --targets; measures the raw Redis ceiling of the join script; runs
+/// several load processes from 127.0.0.2, .3, … on an open-loop schedule
+/// (latency from the scheduled send time, HDR histograms, the generator's
+/// own lag beside it); writes <target>/loadtest/<timestamp>-<scenario>/:
+/// report.json, report.md, samples.csv and SVG charts. Exits 1 only when a
+/// sanity check fails (counts, lost or duplicate places, seats sold twice).
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct Loadtest {
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Fans over all load processes (catalog: concurrent connections).
+    /// Defaults per scenario: steady/ramp 10,000, burst 100,000, sockets
+    /// 19,000, drain 10,000, contention 1,000, soak 2,000, catalog 100.
+    #[arg(long)]
+    pub fans: Option<NonZeroU64>,
+    /// Seconds of load (steady 30, ramp 60, soak 600, catalog 20; burst and
+    /// sockets: how long the sockets are held after the joins).
+    #[arg(long)]
+    pub duration: Option<NonZeroU64>,
+    /// Drive running replicas instead of starting some (http://host:port,
+    /// comma-separated); needs --redis.
+    #[arg(long, value_delimiter = ',', value_parser = crate::loadtest::parse_target, requires = "redis")]
+    pub targets: Vec<std::net::SocketAddr>,
+    /// The Redis of --targets (redis://…), for the raw ceiling and the
+    /// drain's outbox.
+    #[arg(long, requires = "targets")]
+    pub redis: Option<String>,
+    /// The admin token of --targets.
+    #[arg(long, env = "LOADTEST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// App replicas to start (burst 6, drain 3, others 1).
+    #[arg(long)]
+    pub replicas: Option<NonZeroU64>,
+    /// Load processes (default: enough for 15,000 sockets each, at least 2).
+    #[arg(long)]
+    pub processes: Option<NonZeroU64>,
+    /// Drain: admissions a second (500); catalog: requests per phase (10,000).
+    #[arg(long)]
+    pub rate: Option<NonZeroU64>,
+    /// Small numbers, a few seconds, debug builds: the shape, not figures
+    /// (what `cargo xtask test` runs).
+    #[arg(long)]
+    pub quick: bool,
+    /// Build and run release binaries even with --quick (figures always use
+    /// release builds).
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// The scenarios of `cargo xtask loadtest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 10,000 fans join, then poll once a second (open loop); p50/p90/p99/max per route.
+    Steady,
+    /// 100,000 fans join within 10 s, then wait on WebSockets over 6 replicas.
+    Burst,
+    /// Admission rate against the set rate, capacity, admitted → socket over 3 replicas.
+    Drain,
+    /// 1,000 admitted fans on 100 seats, by seat id and by quantity (MariaDB).
+    Contention,
+    /// 100 → 1,000 → 10,000 fans in stages: where latency bends.
+    Ramp,
+    /// A steady load for 10 minutes: memory, latency drift, errors.
+    Soak,
+    /// Event list and the seat map of a 10,000-seat event at 100 concurrent.
+    Catalog,
+    /// As many open WebSockets on one replica as its files allow; RSS per socket.
+    Sockets,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 8] = [
+        Scenario::Steady,
+        Scenario::Burst,
+        Scenario::Drain,
+        Scenario::Contention,
+        Scenario::Ramp,
+        Scenario::Soak,
+        Scenario::Catalog,
+        Scenario::Sockets,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Steady => "steady",
+            Scenario::Burst => "burst",
+            Scenario::Drain => "drain",
+            Scenario::Contention => "contention",
+            Scenario::Ramp => "ramp",
+            Scenario::Soak => "soak",
+            Scenario::Catalog => "catalog",
+            Scenario::Sockets => "sockets",
+        }
     }
 }
 
@@ -236,6 +335,36 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(p(&["migrate", "down"]).is_err());
+        match p(&["loadtest", "burst", "--quick", "--fans", "300"])
+            .unwrap()
+            .command
+        {
+            Some(Command::Loadtest(l)) => {
+                assert_eq!((l.scenario, l.quick), (Scenario::Burst, true));
+                assert_eq!(l.fans.map(|f| f.get()), Some(300));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p(&["loadtest", "nope"]).is_err());
+        assert!(p(&["loadtest", "steady", "--targets", "http://127.0.0.1:1"]).is_err());
+        assert!(p(&[
+            "loadtest",
+            "steady",
+            "--targets",
+            "https://x:1",
+            "--redis",
+            "redis://x"
+        ])
+        .is_err());
+        assert!(p(&[
+            "loadtest",
+            "steady",
+            "--targets",
+            "http://127.0.0.1:1,127.0.0.1:2",
+            "--redis",
+            "redis://127.0.0.1:6379"
+        ])
+        .is_ok());
         assert!(p(&["dev", "--nope"]).is_err());
         assert!(p(&["launch"]).is_err());
     }

@@ -60,6 +60,8 @@ const APP_METRICS: &[(&str, MetricKind)] = &[
         "admission_redis_command_duration_seconds",
         MetricKind::Histogram,
     ),
+    ("admission_request_stage_seconds", MetricKind::Histogram),
+    ("admission_runtime_lag_seconds", MetricKind::Histogram),
     ("admission_queue_length", MetricKind::Plain),
     ("admission_active_sessions", MetricKind::Plain),
     ("admission_capacity", MetricKind::Plain),

@@ -11,6 +11,7 @@ mod flags;
 mod fuzz;
 mod helm;
 mod kinesis;
+mod loadtest;
 mod localstack;
 mod migrate;
 mod ops;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         flags::Command::Dev(f) => dev::run(&sh, &f),
         flags::Command::Test(f) => test::run(&sh, &f),
         flags::Command::Bench(f) => bench::run(&sh, &f),
+        flags::Command::Loadtest(f) => loadtest::run(&sh, &f),
         flags::Command::Migrate(f) => migrate::run(&sh, &f),
         flags::Command::Deps(_) => tools::ensure_all(&sh),
     };

@@ -58,6 +58,9 @@ pub fn run(sh: &Shell, flags: &flags::Test) -> Result {
             .env("ADMISSION_QUICK_TESTS", quick)
             .run()?)
     });
+    step(&mut results, only, "loadtest --quick", || {
+        crate::loadtest::quick_all(sh)
+    });
     step(&mut results, only, "schemathesis", || fuzz::check(sh));
     step(&mut results, only, "helm/argocd/gitlab-ci", || {
         helm::check(sh)

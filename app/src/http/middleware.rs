@@ -15,6 +15,11 @@ use super::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// A request slower than this is logged at `warn` with where its time went
+/// (Redis, the rest, the runtime's lag), so a tail can be traced to the
+/// app, to Redis or to a starved machine.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The request id of a request, as the handlers see it.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -55,16 +60,33 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     }
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let (mut response, stages) =
+        crate::metrics::with_stages(next.run(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.observe_http(&route, &method, status, elapsed);
+    state.metrics.observe_stages(elapsed, &stages);
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
     let _enter = span.enter();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    if status >= 500 {
+    if elapsed >= SLOW_REQUEST && route != "/api/v1/events/{event_id}/queue/{ticket}/ws" {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::warn!(
+            %method,
+            %route,
+            status,
+            duration_ms,
+            redis_ms = ms(stages.redis),
+            redis_calls = stages.redis_calls,
+            slowest_redis_ms = ms(stages.slowest_redis),
+            slowest_redis = stages.slowest_label,
+            app_ms = ms(elapsed.saturating_sub(stages.redis)),
+            runtime_lag_ms = ms(state.metrics.last_runtime_lag()),
+            "slow request"
+        );
+    } else if status >= 500 {
         tracing::warn!(%method, %route, status, duration_ms, "request");
     } else {
         tracing::info!(%method, %route, status, duration_ms, "request");

@@ -21,6 +21,9 @@ use hyper_util::rt::TokioIo;
 use report::{Contention, Fans, FansShare, HttpPeak, Latency, Mixed, Push, RedisPeak, Sockets};
 use serde_json::Value;
 use tokio::net::TcpSocket;
+
+mod drive;
+mod render;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -35,6 +38,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// One load process of `cargo xtask loadtest` (writes a report::Part).
+    Drive(drive::Drive),
+    /// The SHA1 of each queue script, as Redis's SLOWLOG names them
+    /// (loaded into --redis), one `sha name` line each.
+    Scripts {
+        #[arg(long)]
+        redis: String,
+    },
+    /// The charts (SVG) of a loadtest run's report.json, into its folder.
+    Render {
+        /// The run's folder (holding report.json).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Peak joins per second over keep-alive HTTP connections.
     HttpPeak {
         #[arg(long)]
@@ -1015,6 +1032,26 @@ fn emit<T: serde::Serialize>(path: Option<&Path>, value: &T) -> Result<(), Strin
 async fn run(cli: Cli) -> Result<(), String> {
     let out = cli.report.as_deref();
     match cli.cmd {
+        Cmd::Drive(d) => drive::run(d).await,
+        Cmd::Render { dir } => render::run(&dir),
+        Cmd::Scripts { redis } => {
+            let client = redis::Client::open(redis).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            let scripts = admission::queue::scripts::Scripts::new();
+            for script in scripts.all() {
+                let sha: String = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script.source())
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{sha} {}", script.name);
+            }
+            Ok(())
+        }
         Cmd::HttpPeak {
             target,
             event,
