@@ -6,8 +6,8 @@ use sqlx::{MySql, QueryBuilder, Row};
 use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::ToSchema;
 
-use super::keys::{event_cache_key, events_cache_key, seats_cache_key};
-use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL};
+use super::keys::{event_cache_key, events_cache_key, seats_cache_key, seats_stale_key};
+use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL, SEATS_STALE_TTL};
 use crate::clock::{format_ms, parse_rfc3339_ms, MAX_STORABLE_MS, MIN_STORABLE_MS};
 use crate::queue::config::QueueConfig;
 use crate::queue::{EventId, QueueError};
@@ -365,6 +365,7 @@ impl Booking {
             events_cache_key(&self.prefix),
             event_cache_key(&self.prefix, event),
             seats_cache_key(&self.prefix, event),
+            seats_stale_key(&self.prefix, event),
         ]
     }
 
@@ -589,21 +590,42 @@ impl Booking {
     }
 
     /// The seat map with each seat's status, from the cache or the reader.
+    ///
+    /// One rebuild per event at a time on this replica: a burst of readers
+    /// after an invalidation makes one query, not hundreds. While it runs,
+    /// the others answer the last map built (at most `SEATS_STALE_TTL`
+    /// old, and older than the fresh copy by the rebuild's time) instead of
+    /// waiting for it: a 10,000-seat map takes long enough to build on a
+    /// busy database that every reader's p99 jumped to seconds each time
+    /// the fresh copy ran out. A reader who finds nobody rebuilding always
+    /// gets a fresh map, so a fan's own hold shows on their next read.
     pub async fn seats(&self, event: &EventId) -> Result<String, BookingError> {
         let key = seats_cache_key(&self.prefix, event);
         if let Some(s) = self.cache_get(&key).await {
             return Ok(s);
         }
-        // One rebuild per event at a time on this replica: a burst of
-        // readers after an invalidation makes one query, not hundreds.
         let lock = self.rebuild_lock(event);
-        let _guard = lock.lock().await;
+        let _guard = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(s) = self.cache_get(&seats_stale_key(&self.prefix, event)).await {
+                    return Ok(s);
+                }
+                lock.lock().await
+            }
+        };
         if let Some(s) = self.cache_get(&key).await {
             return Ok(s);
         }
         let seats = self.seats_from(&self.db.reader, event).await?;
         let body = serde_json::to_string(&seats)?;
         self.cache_put(&key, &body, SEATS_CACHE_TTL).await;
+        self.cache_put(
+            &seats_stale_key(&self.prefix, event),
+            &body,
+            SEATS_STALE_TTL,
+        )
+        .await;
         Ok(body)
     }
 

@@ -19,3 +19,9 @@ pub fn event_cache_key(prefix: &str, event: &EventId) -> String {
 pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
     format!("{prefix}bk:{{{}}}:seats", event.as_str())
 }
+
+/// The last seat map built, kept longer than the fresh copy: what readers
+/// get while one of them rebuilds the map (stale while revalidating).
+pub fn seats_stale_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:seats:last", event.as_str())
+}

@@ -140,6 +140,9 @@ pub struct Booking {
 /// How long cached copies live at most (each change also deletes them).
 const EVENT_CACHE_TTL: Duration = Duration::from_secs(30);
 const SEATS_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long the last seat map built may answer readers while another
+/// rebuilds it (see `Booking::seats`).
+const SEATS_STALE_TTL: Duration = Duration::from_secs(30);
 
 impl Booking {
     pub fn new(

@@ -256,3 +256,74 @@ async fn a_database_stalled_mid_confirm_answers_503_and_sells_no_seat_twice() {
         8
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_get_the_last_seat_map_while_another_rebuilds_it_from_a_stalled_database() {
+    let redis = RedisEnv::standalone();
+    let db = Db::start().await;
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", db.server.port).parse().unwrap();
+    let proxy = ChaosProxy::start(upstream).unwrap();
+    let keys = keys();
+    let options = AppOptions::default()
+        .with("DATABASE_URL", &through(&db.app_url, &proxy))
+        .with("DATABASE_READ_URL", &through(&db.reader_url, &proxy))
+        .with("DATABASE_OPERATION_TIMEOUT_MS", "3000");
+    let app = TestApp::spawn(&redis, &keys, options).await;
+    let api = app.api();
+    api.create_event("ev", json!({"rows": 1, "seats_per_row": 4}))
+        .await;
+    api.configure("ev", json!({"capacity": 10, "admit_per_second": 1000}))
+        .await;
+    // The first read builds the map (and its longer-lived last copy).
+    assert_eq!(api.seat_status("ev").await["main-A-1"], "available");
+    let (_, token) = api.admitted("ev", "fan").await;
+    let r = api
+        .hold("ev", &token, json!({"seat_ids": ["main-A-1"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // The hold forgot the fresh copy; one reader starts the rebuild and
+    // waits on the stalled database.
+    proxy.stall();
+    let rebuilding = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.send(
+                api.http
+                    .get(format!("{}/api/v1/events/ev/seats", api.base())),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another reader is not held up behind it: it gets the last map.
+    let started = Instant::now();
+    let seats = api.seat_status("ev").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        seats["main-A-1"], "available",
+        "the map from before the hold"
+    );
+
+    proxy.heal();
+    let first = rebuilding.await.unwrap();
+    assert!(
+        first.status == StatusCode::OK || first.status == StatusCode::SERVICE_UNAVAILABLE,
+        "{} {}",
+        first.status,
+        first.body
+    );
+    // With nobody rebuilding, a reader gets a fresh map: the hold shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if api.seat_status("ev").await["main-A-1"] == "held" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hold never showed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
