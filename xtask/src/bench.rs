@@ -17,20 +17,24 @@
 //!     queue opens, and each `admitted` is timed from the admission in
 //!     Redis to its arrival on the socket.
 //!
-//! The load generator writes each result as a typed JSON file (the
-//! `report` crate) that this reads back. The report is printed and written
-//! to target/bench/report.md.
+//! It is the `bench` scenario of `cargo xtask loadtest` (one load
+//! generator, one report format): the load generator writes each result as
+//! a typed JSON file (the `report` crate) that this reads back, and the run
+//! lands in target/loadtest/<timestamp>-bench/ (report.json with the
+//! targets, report.md with the table below them).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
 use devstack::{http_request, MariaDb, RedisOptions, RedisServer};
-use report::{Contention, Fans, HttpPeak, Mixed, Push, RedisPeak, Sockets};
+use report::{Check, Contention, Fans, HttpPeak, Mixed, Push, RedisPeak, Sockets, Target};
 use xshell::{cmd, Shell};
 
 use crate::dev::App;
-use crate::{flags, tools, Result};
+use crate::loadtest::{check, target as goal};
+use crate::{flags, Result};
 
 /// The app (release build) on `redis`, with booking on `db` when given;
 /// `name` names its key and log files under `dir`.
@@ -61,6 +65,9 @@ pub(crate) fn start_app(
         .env("TOKEN_KEYS", format!("bench:{}", key.display()))
         .env("REDIS_POOL_SIZE", "8")
         .env("REPLICA_ID", name)
+        // Up to the process's 20,000 open files (the app's default, 15,000,
+        // leaves room on a shared node): `sockets` fills a replica.
+        .env("MAX_SOCKETS", "19500")
         .stdout(log.try_clone()?)
         .stderr(log);
     if let Some(db) = db {
@@ -130,25 +137,57 @@ pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| "no VmRSS in /proc/<pid>/status".into())
 }
 
-pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
-    tools::ensure_all(sh)?;
-    eprintln!("==> building release binaries");
-    cmd!(
-        sh,
-        "cargo build --release --quiet --package admission --package loadgen"
-    )
-    .run()?;
-    let root = sh.current_dir();
-    let release = crate::ops::target_dir(&root).join("release");
-    let loadgen = release.join("loadgen");
-    let binary = release.join("admission");
-    let dir = root.join("target/bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+/// Sizes that differ between the full figures and `--quick` (the test
+/// suite's shape check): the seat fights and the latency run's length.
+struct Sizes {
+    contention_fans: u64,
+    contention_rows: u32,
+    mixed_fans: u64,
+    latency_seconds: u64,
+    warmup_seconds: u64,
+}
+
+/// What [`measure`] found: the load-test report's parts and the table.
+pub(crate) struct Measured {
+    pub targets: Vec<Target>,
+    pub checks: Vec<Check>,
+    pub counts: BTreeMap<String, u64>,
+    pub raw: RedisPeak,
+    pub table: String,
+}
+
+/// Runs (a)–(f) into `dir` with the given binaries and returns the
+/// measurements as a load-test report (targets, counts, checks) and the
+/// bench's own table. `quick` shrinks the seat fights and the latency run.
+pub(crate) fn measure(
+    sh: &Shell,
+    flags: &flags::Bench,
+    quick: bool,
+    binary: &Path,
+    loadgen: &Path,
+    dir: &Path,
+) -> Result<Measured> {
+    let z = if quick {
+        Sizes {
+            contention_fans: 100,
+            contention_rows: 1,
+            mixed_fans: 20,
+            latency_seconds: 3,
+            warmup_seconds: 1,
+        }
+    } else {
+        Sizes {
+            contention_fans: 1000,
+            contention_rows: 10,
+            mixed_fans: 100,
+            latency_seconds: 25,
+            warmup_seconds: 5,
+        }
+    };
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
     let db = MariaDb::start(&dir.join("mariadb"))?;
     let admin = "bench-admin-token-0123456789";
-    let app = start_app(&binary, &dir, "bench", &redis, Some(&db), admin)?;
+    let app = start_app(binary, dir, "bench", &redis, Some(&db), admin)?;
     let target = app.addr.to_string();
     let secs = flags.seconds.to_string();
     // Everyone queues: the join path under test is the common one.
@@ -190,18 +229,21 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
 
     let fans = flags.fans.to_string();
     let processes = flags.fan_processes.to_string();
+    let (lat_secs, warmup) = (z.latency_seconds.to_string(), z.warmup_seconds.to_string());
     eprintln!("==> (b) {fans} fans, one request a second each, over {processes} processes");
     let file = dir.join("fans.json");
     cmd!(
         sh,
-        "{loadgen} fans --target {target} --event fans --fans {fans} --processes {processes} --seconds 25 --warmup 5 --report {file}"
+        "{loadgen} fans --target {target} --event fans --fans {fans} --processes {processes} --seconds {lat_secs} --warmup {warmup} --report {file}"
     )
     .run()?;
     let lat: Fans = report::read(&file)?;
     let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);
 
-    eprintln!("==> (c) 1,000 admitted fans on a 100-seat event, all at once");
-    create_event(app.addr, admin, "contention", 10, 10)?;
+    let (cfans, crows) = (z.contention_fans, z.contention_rows);
+    let cseats = u64::from(crows) * 10;
+    eprintln!("==> (c) {cfans} admitted fans on a {cseats}-seat event, all at once");
+    create_event(app.addr, admin, "contention", crows, 10)?;
     configure(
         app.addr,
         admin,
@@ -209,15 +251,24 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         r#"{"capacity":1000,"admit_per_second":1000}"#,
     )?;
     let file = dir.join("contention.json");
+    let (cfans_arg, cseats_arg) = (cfans.to_string(), cseats.to_string());
     cmd!(
         sh,
-        "{loadgen} contention --target {target} --event contention --fans 1000 --seats 100 --report {file}"
+        "{loadgen} contention --target {target} --event contention --fans {cfans_arg} --seats {cseats_arg} --report {file}"
     )
     .run()?;
     let fight: Contention = report::read(&file)?;
 
-    eprintln!("==> (d) 100 holds alone, then 100 holds while 100 other fans confirm");
-    create_event(app.addr, admin, "mixed", 30, 10)?;
+    let mfans = z.mixed_fans;
+    eprintln!("==> (d) {mfans} holds alone, then {mfans} holds while {mfans} other fans confirm");
+    // Three seats a fan: held alone, held beside confirms, confirmed.
+    create_event(
+        app.addr,
+        admin,
+        "mixed",
+        (mfans * 3).div_ceil(10) as u32,
+        10,
+    )?;
     configure(
         app.addr,
         admin,
@@ -225,9 +276,10 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         r#"{"capacity":1000,"admit_per_second":1000}"#,
     )?;
     let file = dir.join("mixed.json");
+    let mfans_arg = mfans.to_string();
     cmd!(
         sh,
-        "{loadgen} mixed --target {target} --event mixed --fans 100 --report {file}"
+        "{loadgen} mixed --target {target} --event mixed --fans {mfans_arg} --report {file}"
     )
     .run()?;
     let mixed: Mixed = report::read(&file)?;
@@ -236,7 +288,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     eprintln!("==> (e) {sockets} open WebSockets on a fresh replica: its memory per socket");
     // A replica of its own, so that memory the others' runs left in its
     // heap cannot hide the sockets' cost.
-    let fresh = start_app(&binary, &dir, "sockets", &redis, None, admin)?;
+    let fresh = start_app(binary, dir, "sockets", &redis, None, admin)?;
     let fresh_target = fresh.addr.to_string();
     configure(
         fresh.addr,
@@ -249,7 +301,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let file = dir.join("sockets.json");
     let count = sockets.to_string();
     let before = rss_kib(pid)?;
-    let mut opener = Command::new(&loadgen)
+    let mut opener = Command::new(loadgen)
         .args([
             "sockets",
             "--target",
@@ -285,7 +337,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let watchers = flags.push_sockets.get();
     eprintln!("==> (f) {watchers} sockets over 3 replicas, each on another replica than its join; the queue opens");
     let replicas = (0..3)
-        .map(|i| start_app(&binary, &dir, &format!("push-{i}"), &redis, None, admin))
+        .map(|i| start_app(binary, dir, &format!("push-{i}"), &redis, None, admin))
         .collect::<Result<Vec<_>>>()?;
     configure(
         replicas[0].addr,
@@ -294,7 +346,7 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         r#"{"capacity":0,"queue_idle_timeout_seconds":3600}"#,
     )?;
     let file = dir.join("push.json");
-    let mut push = Command::new(&loadgen);
+    let mut push = Command::new(loadgen);
     push.arg("--report").arg(&file).args([
         "push",
         "--event",
@@ -317,36 +369,130 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
     let pushed: Push = report::read(&file)?;
     drop(replicas);
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let report = format!(
+    let ratio = http_rate / raw_rate.max(1.0);
+    let (alone, beside) = (
+        ms(mixed.holds_alone.p99_ms),
+        ms(mixed.holds_with_confirms.p99_ms),
+    );
+    let targets = vec![
+        goal(
+            "joins ÷ raw Redis ceiling",
+            "≥ 60%",
+            format!(
+                "{:.0}% ({http_rate:.0} of {raw_rate:.0} joins/s)",
+                100.0 * ratio
+            ),
+            ratio >= 0.6,
+        ),
+        goal(
+            "join and status p99 at the offered rate",
+            &format!(
+                "≤ 25 ms, {} fans offering {:.0} req/s",
+                lat.fans, lat.offered_per_second
+            ),
+            format!(
+                "join {:.1} / status {:.1} ms, {} errors",
+                ms(lat.join.p99_ms),
+                ms(lat.status.p99_ms),
+                lat.errors
+            ),
+            ms(lat.join.p99_ms) <= 25.0 && ms(lat.status.p99_ms) <= 25.0 && lat.errors == 0,
+        ),
+        goal(
+            &format!("{cfans} fans on {cseats} seats, holds then confirms"),
+            "≤ 1 s",
+            format!(
+                "{:.2} s + {:.2} s = {:.2} s",
+                fight.hold_seconds, fight.confirm_seconds, fight.total_seconds
+            ),
+            fight.total_seconds <= 1.0,
+        ),
+        goal(
+            "hold p99 while confirms run",
+            "as alone (within 10%)",
+            format!("{beside:.1} ms beside confirms, {alone:.1} ms alone"),
+            beside <= alone * 1.1,
+        ),
+        goal(
+            "replica RSS per open WebSocket",
+            "≤ 40 KiB",
+            format!("{per_socket:.1} KiB over {} sockets", opened.opened),
+            per_socket <= 40.0,
+        ),
+        goal(
+            "admitted → socket p99 across 3 replicas",
+            "≤ 250 ms, none missed",
+            format!(
+                "{:.0} ms, {} of {} told, {} missed",
+                ms(pushed.latency.p99_ms),
+                pushed.told,
+                pushed.sockets,
+                pushed.missed
+            ),
+            ms(pushed.latency.p99_ms) <= 250.0 && pushed.missed == 0,
+        ),
+    ];
+    let checks = vec![
+        check(
+            "no seat held or sold twice",
+            fight.held <= cseats && fight.reserved <= fight.held,
+            format!(
+                "{} held, {} reserved of {cseats} seats",
+                fight.held, fight.reserved
+            ),
+        ),
+        check(
+            "every fighting fan answered",
+            fight.held + fight.refused + fight.errors == fight.fans,
+            format!(
+                "{} held + {} refused + {} errors of {} fans",
+                fight.held, fight.refused, fight.errors, fight.fans
+            ),
+        ),
+        check(
+            "every admission told or counted missed",
+            pushed.told + pushed.missed <= pushed.sockets,
+            format!(
+                "{} told + {} missed of {} sockets",
+                pushed.told, pushed.missed, pushed.sockets
+            ),
+        ),
+    ];
+    let mut counts = BTreeMap::new();
+    for (k, v) in [
+        ("raw_joins_per_second", raw_rate.round() as u64),
+        ("http_peak_joins_per_second", http_rate.round() as u64),
+        ("http_peak_errors", peak.errors),
+        ("latency_fans_connected", lat.connected),
+        ("latency_errors", lat.errors),
+        ("seats_held", fight.held),
+        ("seats_reserved", fight.reserved),
+        ("holds_refused", fight.refused),
+        ("sockets_open", opened.opened),
+        ("push_told", pushed.told),
+        ("push_missed", pushed.missed),
+    ] {
+        counts.insert(k.to_string(), v);
+    }
+    let table = format!(
         "| measure | figure | target |\n|---|---|---|\n\
          | raw Redis ceiling: join script by EVALSHA, 50 connections | {raw_rate:.0} joins/s | |\n\
          | peak HTTP joins, 256 keep-alive connections | {http_rate:.0} joins/s | |\n\
-         | HTTP ÷ raw | {:.0}% | ≥ 40% |\n\
+         | HTTP ÷ raw | {:.0}% | ≥ 60% |\n\
          | fans connected / offered rate | {} / {:.0} req/s | 10,000 / 10,000 |\n\
          | status polls answered after warm-up | {:.0} req/s | |\n\
          | join latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
          | status latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 25 ms |\n\
          | errors (latency run) | {} | 0 |\n\
-         | 1,000 fans on 100 seats: held / refused / reserved | {} / {} / {} | 100 / 900 / 100 |\n\
-         | 1,000 holds at once, then 100 confirms | {:.2} s + {:.2} s = {:.2} s | ≤ 1 s (seed 004: 8.34 s) |\n\
+         | {cfans} fans on {cseats} seats: held / refused / reserved | {} / {} / {} | {cseats} / {} / {cseats} |\n\
+         | {cfans} holds at once, then {cseats} confirms | {:.2} s + {:.2} s = {:.2} s | ≤ 1 s (seed 004: 8.34 s) |\n\
          | hold p50 / p99 alone | {:.1} / {:.1} ms | |\n\
-         | hold p50 / p99 while 100 confirms run | {:.1} / {:.1} ms | p99 as alone |\n\
+         | hold p50 / p99 while {mfans} confirms run | {:.1} / {:.1} ms | p99 as alone |\n\
          | WebSockets open / replica RSS per socket | {} / {:.1} KiB | ≤ 40 KiB |\n\
-         | push: sockets over 3 replicas / told admitted / missed | {} / {} / {} | 10,000 / all / 0 |\n\
+         | push: sockets over 3 replicas / told admitted / missed | {} / {} / {} | {watchers} / all / 0 |\n\
          | push: admission → `admitted` on the socket p50 / p99 / max | {:.0} / {:.0} / {:.0} ms | p99 ≤ 250 ms |\n\n\
-         Machine: {cores} × {cpu}; app, Redis, MariaDB and load generators on the same machine; release builds; Redis without persistence, MariaDB with durable commits.\n",
-        100.0 * http_rate / raw_rate,
+         App, Redis, MariaDB and load generators on the same machine; Redis without persistence, MariaDB with durable commits.\n",
+        100.0 * ratio,
         lat.connected,
         lat.offered_per_second,
         lat.answered_per_second,
@@ -360,13 +506,14 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         fight.held,
         fight.refused,
         fight.reserved,
+        cfans.saturating_sub(cseats),
         fight.hold_seconds,
         fight.confirm_seconds,
         fight.total_seconds,
         ms(mixed.holds_alone.p50_ms),
-        ms(mixed.holds_alone.p99_ms),
+        alone,
         ms(mixed.holds_with_confirms.p50_ms),
-        ms(mixed.holds_with_confirms.p99_ms),
+        beside,
         opened.opened,
         per_socket,
         pushed.sockets,
@@ -376,17 +523,14 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result {
         ms(pushed.latency.p99_ms),
         ms(pushed.latency.max_ms),
     );
-    std::fs::write(dir.join("report.md"), &report)?;
-    println!("\n{report}");
-    println!(
-        "xtask bench: raw {raw_rate:.0}/s, http {http_rate:.0}/s ({:.0}%), status p99 {:.1} ms at {:.0} req/s, 1,000 fans on 100 seats {:.2} s, {per_socket:.1} KiB per socket; report in target/bench/report.md",
-        100.0 * http_rate / raw_rate,
-        ms(lat.status.p99_ms),
-        lat.answered_per_second,
-        fight.total_seconds,
-    );
     drop(app);
     drop(redis);
     drop(db);
-    Ok(())
+    Ok(Measured {
+        targets,
+        checks,
+        counts,
+        raw,
+        table,
+    })
 }

@@ -71,7 +71,9 @@ pub struct Test {
 /// Figures, not pass/fail: peak HTTP joins/s against the raw Redis join
 /// script, latency with many open connections, 1,000 fans on 100 seats,
 /// holds while confirms run, memory per open WebSocket, and how soon an
-/// admission reaches a socket on another replica (release builds).
+/// admission reaches a socket on another replica (release builds). The
+/// `bench` scenario of `cargo xtask loadtest`: the run lands in
+/// target/loadtest/<timestamp>-bench/ (and latest-bench).
 #[derive(Debug, Args, PartialEq, Eq)]
 pub struct Bench {
     /// Seconds of each peak measurement.
@@ -146,7 +148,8 @@ pub struct Loadtest {
     /// Load processes (default: enough for 15,000 sockets each, at least 2).
     #[arg(long)]
     pub processes: Option<NonZeroU64>,
-    /// Drain: admissions a second (500); catalog: requests per phase (10,000).
+    /// Drain: admissions a second (500); catalog: requests per phase
+    /// (10,000); sockets: sockets opened a second (500).
     #[arg(long)]
     pub rate: Option<NonZeroU64>,
     /// Small numbers, a few seconds, debug builds: the shape, not figures
@@ -178,10 +181,13 @@ pub enum Scenario {
     Catalog,
     /// As many open WebSockets on one replica as its files allow; RSS per socket.
     Sockets,
+    /// `cargo xtask bench`'s six measurements in one run (its defaults;
+    /// --fans, --duration and --processes size the latency run).
+    Bench,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Steady,
         Scenario::Burst,
         Scenario::Drain,
@@ -190,6 +196,7 @@ impl Scenario {
         Scenario::Soak,
         Scenario::Catalog,
         Scenario::Sockets,
+        Scenario::Bench,
     ];
 
     pub fn name(self) -> &'static str {
@@ -202,6 +209,7 @@ impl Scenario {
             Scenario::Soak => "soak",
             Scenario::Catalog => "catalog",
             Scenario::Sockets => "sockets",
+            Scenario::Bench => "bench",
         }
     }
 }

@@ -99,7 +99,7 @@ impl Plan {
                 replicas: 1,
                 processes: 0,
                 window: 0,
-                rate: 0,
+                rate: pick(500, 300),
                 seats: 0,
             },
             Scenario::Drain => Plan {
@@ -116,6 +116,16 @@ impl Plan {
                 duration: 0,
                 replicas: 1,
                 processes: 1,
+                window: 0,
+                rate: 0,
+                seats: pick(100, 10),
+            },
+            // Sized by `cargo xtask bench`'s own flags (see `bench_flags`).
+            Scenario::Bench => Plan {
+                fans: pick(10_000, 200),
+                duration: pick(10, 1),
+                replicas: 4,
+                processes: pick(4, 2),
                 window: 0,
                 rate: 0,
                 seats: pick(100, 10),
@@ -146,8 +156,10 @@ impl Plan {
             p.replicas = f.targets.len() as u64;
         }
         if f.scenario == Scenario::Sockets {
-            // Open at about 2,000 sockets a second.
-            p.window = p.fans.div_ceil(2000).max(1);
+            // Open at --rate sockets a second (a join, then the socket):
+            // 2,000 a second starved this 2-core machine's load processes
+            // before the replica's limit was reached.
+            p.window = p.fans.div_ceil(p.rate.max(1)).max(1);
         }
         // Sockets hold a file each on both sides: keep every load process
         // well below its 20,000 open files.
@@ -540,7 +552,7 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
 }
 
-fn target(name: &str, goal: &str, figure: String, met: bool) -> Target {
+pub(crate) fn target(name: &str, goal: &str, figure: String, met: bool) -> Target {
     Target {
         name: name.into(),
         target: goal.into(),
@@ -549,7 +561,7 @@ fn target(name: &str, goal: &str, figure: String, met: bool) -> Target {
     }
 }
 
-fn check(name: &str, ok: bool, detail: String) -> Check {
+pub(crate) fn check(name: &str, ok: bool, detail: String) -> Check {
     Check {
         name: name.into(),
         ok,
@@ -591,8 +603,114 @@ pub fn run(sh: &Shell, f: &Loadtest) -> Result {
     }
 }
 
+/// `cargo xtask bench`: the `bench` scenario with its own flags, release
+/// builds; prints the table and one line.
+pub fn bench(sh: &Shell, b: &crate::flags::Bench) -> Result {
+    crate::tools::ensure_all(sh)?;
+    let dir = bench_to(sh, b, false)?;
+    let report: LoadReport = report::read(&dir.join("report.json"))?;
+    println!("\n{}", std::fs::read_to_string(dir.join("report.md"))?);
+    println!("{}", one_line(&report, &dir));
+    Ok(())
+}
+
+/// The bench's flags from the load test's: its defaults (small ones with
+/// --quick), --fans and --processes for the latency run, --duration for
+/// each peak measurement.
+fn bench_flags(f: &Loadtest) -> crate::flags::Bench {
+    let mut b = crate::flags::Bench::default();
+    if f.quick {
+        let n = |v: u64| std::num::NonZeroU64::new(v).unwrap_or(std::num::NonZeroU64::MIN);
+        b.seconds = n(1);
+        b.fans = n(200);
+        b.fan_processes = n(2);
+        b.sockets = n(200);
+        b.push_sockets = n(300);
+    }
+    if let Some(n) = f.fans {
+        b.fans = n;
+    }
+    if let Some(d) = f.duration {
+        b.seconds = d;
+    }
+    if let Some(p) = f.processes {
+        b.fan_processes = p;
+    }
+    b
+}
+
+/// Runs the bench's measurements into a load-test folder.
+fn bench_to(sh: &Shell, b: &crate::flags::Bench, debug: bool) -> Result<PathBuf> {
+    let (binary, loadgen) = binaries(sh, debug)?;
+    let (stamp, started) = timestamp();
+    let dir = crate::ops::target_dir(&sh.current_dir())
+        .join("loadtest")
+        .join(format!("{stamp}-bench"));
+    std::fs::create_dir_all(&dir)?;
+    let mut report = LoadReport {
+        scenario: "bench".into(),
+        started,
+        machine: machine(),
+        ..LoadReport::default()
+    };
+    let began = Instant::now();
+    let crate::bench::Measured {
+        targets,
+        checks,
+        counts,
+        raw,
+        table,
+    } = crate::bench::measure(sh, b, debug, &binary, &loadgen, &dir)?;
+    report.seconds = began.elapsed().as_secs_f64();
+    report.machine.load_after = loadavg();
+    for (k, v) in [
+        ("seconds_per_peak", b.seconds),
+        ("latency_fans", b.fans),
+        ("load_processes", b.fan_processes),
+        ("memory_sockets", b.sockets),
+        ("push_sockets", b.push_sockets),
+    ] {
+        report.settings.insert(k.into(), v.to_string());
+    }
+    report.settings.insert(
+        "build".into(),
+        if debug { "debug" } else { "release" }.into(),
+    );
+    report.join_ratio = counts
+        .get("http_peak_joins_per_second")
+        .map(|h| *h as f64 / raw.per_second.max(1.0));
+    report.raw_ceiling = Some(raw);
+    report.targets = targets;
+    report.checks = checks;
+    report.counts = counts;
+    report::write(&dir.join("report.json"), &report)?;
+    std::fs::write(
+        dir.join("report.md"),
+        format!("{}\n## The bench's table\n\n{table}", markdown(&report)),
+    )?;
+    link_latest(&dir, "bench");
+    Ok(dir)
+}
+
+/// The latest run of a scenario is also under loadtest/latest-<scenario>.
+fn link_latest(dir: &Path, scenario: &str) {
+    let latest = dir.with_file_name(format!("latest-{scenario}"));
+    let _ = std::fs::remove_file(&latest);
+    #[cfg(unix)]
+    let _ = std::os::unix::fs::symlink(dir, &latest);
+}
+
 /// Runs a scenario and returns its report's folder.
 pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
+    if f.scenario == Scenario::Bench {
+        if !f.targets.is_empty() {
+            return Err(
+                "the bench scenario starts its own Redis, MariaDB and replicas: drop --targets"
+                    .into(),
+            );
+        }
+        return bench_to(sh, &bench_flags(f), f.quick && !f.release);
+    }
     let plan = Plan::new(f);
     let debug = f.quick && !f.release;
     let (binary, loadgen) = binaries(sh, debug)?;
@@ -777,6 +895,7 @@ pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
             mode = "contention";
             budget = Duration::from_secs(300);
         }
+        Scenario::Bench => return Err("the bench scenario runs through bench_to".into()),
         Scenario::Catalog => {
             let seat_event = format!("{event}-map");
             let per_row = 100u32;
@@ -883,11 +1002,7 @@ pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
     if !status.success() {
         return Err("loadgen render failed".into());
     }
-    // The latest run is also under loadtest/latest-<scenario>.
-    let latest = dir.with_file_name(format!("latest-{scenario}"));
-    let _ = std::fs::remove_file(&latest);
-    #[cfg(unix)]
-    let _ = std::os::unix::fs::symlink(&dir, &latest);
+    link_latest(&dir, scenario);
     Ok(dir)
 }
 
@@ -961,6 +1076,8 @@ fn judge(
         ));
     }
     match scenario {
+        // Its targets and checks come from the bench itself.
+        Scenario::Bench => {}
         Scenario::Steady | Scenario::Soak | Scenario::Ramp => {
             let connected = count(r, "connected");
             checks.push(check(
@@ -1242,31 +1359,34 @@ pub fn markdown(r: &LoadReport) -> String {
         }
         md.push_str(".\n\n");
     }
-    md.push_str("| route | answered | avg ms | p50 | p90 | p99 | max | errors | error rate |\n|---|---|---|---|---|---|---|---|---|\n");
-    for (name, x) in &r.routes {
-        let l = &x.latency;
+    // The bench measures phases, not routes over time.
+    if !r.routes.is_empty() || r.lag.count > 0 {
+        md.push_str("| route | answered | avg ms | p50 | p90 | p99 | max | errors | error rate |\n|---|---|---|---|---|---|---|---|---|\n");
+        for (name, x) in &r.routes {
+            let l = &x.latency;
+            md.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.2}% |\n",
+                l.count,
+                fmt_ms(l.avg_ms),
+                fmt_ms(l.p50_ms),
+                fmt_ms(l.p90_ms),
+                fmt_ms(l.p99_ms),
+                fmt_ms(l.max_ms),
+                x.errors,
+                x.error_rate * 100.0
+            ));
+        }
+        let l = &r.lag;
         md.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.2}% |\n",
+            "| *load generator's scheduling lag* | {} | {} | {} | {} | {} | {} | | |\n\n",
             l.count,
             fmt_ms(l.avg_ms),
             fmt_ms(l.p50_ms),
             fmt_ms(l.p90_ms),
             fmt_ms(l.p99_ms),
-            fmt_ms(l.max_ms),
-            x.errors,
-            x.error_rate * 100.0
+            fmt_ms(l.max_ms)
         ));
     }
-    let l = &r.lag;
-    md.push_str(&format!(
-        "| *load generator's scheduling lag* | {} | {} | {} | {} | {} | {} | | |\n\n",
-        l.count,
-        fmt_ms(l.avg_ms),
-        fmt_ms(l.p50_ms),
-        fmt_ms(l.p90_ms),
-        fmt_ms(l.p99_ms),
-        fmt_ms(l.max_ms)
-    ));
     let kinds: BTreeMap<String, u64> = r
         .routes
         .iter()
@@ -1319,7 +1439,10 @@ pub fn markdown(r: &LoadReport) -> String {
             .collect::<Vec<_>>()
             .join("; "),
     );
-    md.push_str("\n\nCharts: latency.svg, throughput.svg, queue.svg (and memory.svg when the replicas were started here); per-second figures in samples.csv.\n");
+    md.push_str("\n\n");
+    if !r.samples.is_empty() {
+        md.push_str("Charts: latency.svg, throughput.svg, queue.svg (and memory.svg when the replicas were started here); per-second figures in samples.csv.\n");
+    }
     md
 }
 
@@ -1351,30 +1474,43 @@ pub fn quick_all(sh: &Shell) -> Result {
 /// A run's folder holds every file, its report parses, every sanity check
 /// passed, and something was measured each second of the run.
 pub fn check_shape(dir: &Path) -> Result {
-    for file in [
-        "report.json",
-        "report.md",
-        "samples.csv",
-        "latency.svg",
-        "throughput.svg",
-        "queue.svg",
-    ] {
+    let r: LoadReport = report::read(&dir.join("report.json"))?;
+    // The bench measures phases one after another: a table of targets,
+    // no per-second samples or charts.
+    let bench = r.scenario == "bench";
+    let files: &[&str] = if bench {
+        &["report.md"]
+    } else {
+        &[
+            "report.md",
+            "samples.csv",
+            "latency.svg",
+            "throughput.svg",
+            "queue.svg",
+        ]
+    };
+    for file in files {
         let path = dir.join(file);
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len == 0 {
             return Err(format!("{} is missing or empty", path.display()).into());
         }
     }
-    let r: LoadReport = report::read(&dir.join("report.json"))?;
-    if r.routes.is_empty() || r.samples.is_empty() {
-        return Err("no route or no sample measured".into());
+    if bench {
+        if r.targets.len() != 6 || r.counts.get("seats_held").copied().unwrap_or(0) == 0 {
+            return Err("the bench measured less than its six targets".into());
+        }
+    } else {
+        if r.routes.is_empty() || r.samples.is_empty() {
+            return Err("no route or no sample measured".into());
+        }
+        let csv = std::fs::read_to_string(dir.join("samples.csv"))?;
+        if csv.lines().count() != r.samples.len() + 1 {
+            return Err("samples.csv has not one line a second".into());
+        }
     }
     if r.raw_ceiling.as_ref().is_none_or(|c| c.joins == 0) {
         return Err("no raw Redis ceiling".into());
-    }
-    let csv = std::fs::read_to_string(dir.join("samples.csv"))?;
-    if csv.lines().count() != r.samples.len() + 1 {
-        return Err("samples.csv has not one line a second".into());
     }
     let failed: Vec<String> = r
         .checks
@@ -1391,6 +1527,56 @@ pub fn check_shape(dir: &Path) -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flags(scenario: Scenario, quick: bool) -> Loadtest {
+        Loadtest {
+            scenario,
+            fans: None,
+            duration: None,
+            targets: Vec::new(),
+            redis: None,
+            admin_token: None,
+            replicas: None,
+            processes: None,
+            rate: None,
+            quick,
+            release: false,
+        }
+    }
+
+    #[test]
+    fn sockets_open_at_the_set_rate_over_enough_processes() {
+        let p = Plan::new(&flags(Scenario::Sockets, false));
+        assert_eq!(
+            (p.fans, p.rate, p.window, p.processes),
+            (19_000, 500, 38, 2)
+        );
+        let mut f = flags(Scenario::Sockets, false);
+        f.rate = std::num::NonZeroU64::new(2000);
+        assert_eq!(Plan::new(&f).window, 10);
+        assert_eq!(Plan::new(&flags(Scenario::Sockets, true)).window, 1);
+    }
+
+    #[test]
+    fn the_bench_scenario_takes_the_bench_defaults_and_sizes_the_latency_run() {
+        let full = bench_flags(&flags(Scenario::Bench, false));
+        assert_eq!(full, crate::flags::Bench::default());
+        let quick = bench_flags(&flags(Scenario::Bench, true));
+        assert_eq!((quick.seconds.get(), quick.fans.get()), (1, 200));
+        let mut f = flags(Scenario::Bench, true);
+        f.fans = std::num::NonZeroU64::new(50);
+        f.duration = std::num::NonZeroU64::new(3);
+        let sized = bench_flags(&f);
+        assert_eq!((sized.fans.get(), sized.seconds.get()), (50, 3));
+        assert!(run_to(
+            &Shell::new().unwrap(),
+            &Loadtest {
+                targets: vec!["127.0.0.1:9".parse().unwrap()],
+                ..flags(Scenario::Bench, true)
+            }
+        )
+        .is_err());
+    }
 
     #[test]
     fn targets_are_plain_http_addresses() {

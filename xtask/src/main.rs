@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let result = match command {
         flags::Command::Dev(f) => dev::run(&sh, &f),
         flags::Command::Test(f) => test::run(&sh, &f),
-        flags::Command::Bench(f) => bench::run(&sh, &f),
+        flags::Command::Bench(f) => loadtest::bench(&sh, &f),
         flags::Command::Loadtest(f) => loadtest::run(&sh, &f),
         flags::Command::Migrate(f) => migrate::run(&sh, &f),
         flags::Command::Deps(_) => tools::ensure_all(&sh),
