@@ -691,7 +691,8 @@ fn db_bootstrap(root: &Path, out: &Path) -> Result {
     }
     as_user(
         &app,
-        "INSERT INTO tickets.events VALUES ('e1','n','v',NOW(3),NOW(3),NOW(3),NOW(3)); \
+        "INSERT INTO tickets.events (id, name, venue, starts_at, sale_opens_at, created_at, updated_at) \
+         VALUES ('e1','n','v',NOW(3),NOW(3),NOW(3),NOW(3)); \
          UPDATE tickets.events SET name = 'm' WHERE id = 'e1'; SELECT name FROM tickets.events; \
          DELETE FROM tickets.events WHERE id = 'e1';",
     )
