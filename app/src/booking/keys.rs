@@ -15,13 +15,15 @@ pub fn event_cache_key(prefix: &str, event: &EventId) -> String {
     format!("{prefix}bk:{{{}}}:event", event.as_str())
 }
 
-/// One event's seat map with statuses.
+/// One event's seat map with statuses, gzipped JSON. (`:gz`: replicas of
+/// an older release cached plain JSON under `:seats`; during a rolling
+/// update neither reads the other's copy.)
 pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
-    format!("{prefix}bk:{{{}}}:seats", event.as_str())
+    format!("{prefix}bk:{{{}}}:seats:gz", event.as_str())
 }
 
 /// The last seat map built, kept longer than the fresh copy: what readers
 /// get while one of them rebuilds the map (stale while revalidating).
 pub fn seats_stale_key(prefix: &str, event: &EventId) -> String {
-    format!("{prefix}bk:{{{}}}:seats:last", event.as_str())
+    format!("{prefix}bk:{{{}}}:seats:gz:last", event.as_str())
 }

@@ -54,6 +54,8 @@ pub enum BookingError {
     Cache(#[from] StoreError),
     #[error("could not encode a response: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("could not gzip or gunzip a seat map: {0}")]
+    Gzip(std::io::Error),
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -220,7 +222,17 @@ impl Booking {
         }
     }
 
-    async fn cache_put(&self, key: &str, value: &str, ttl: Duration) {
+    /// A cached copy as it is stored (the seat map's gzip bytes).
+    async fn cache_get_raw(&self, key: &str) -> Option<bytes::Bytes> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        match self.queue.store().query("GET", &cmd).await {
+            Ok(redis::Value::BulkString(b)) => Some(b.into()),
+            _ => None,
+        }
+    }
+
+    async fn cache_put(&self, key: &str, value: impl redis::ToRedisArgs, ttl: Duration) {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key)
             .arg(value)

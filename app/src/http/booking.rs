@@ -39,7 +39,7 @@ impl From<BookingError> for AppError {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::unavailable(2, "the booking database is unavailable; try again shortly")
             }
-            BookingError::Database(_) | BookingError::Encode(_) => {
+            BookingError::Database(_) | BookingError::Encode(_) | BookingError::Gzip(_) => {
                 tracing::error!(error = %e, "database error");
                 AppError::internal()
             }
@@ -227,9 +227,49 @@ pub async fn get_event(
         EventErrors,
     )
 )]
-pub async fn seats(Bookings(booking): Bookings, path: QueuePath) -> Result<Response, AppError> {
-    let body = booking.db.within(booking.seats(&path.event)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+pub async fn seats(
+    Bookings(booking): Bookings,
+    path: QueuePath,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let map = booking.db.within(booking.seats(&path.event)).await?;
+    let vary = (header::VARY, "accept-encoding");
+    let json = (header::CONTENT_TYPE, "application/json");
+    if accepts_gzip(&headers) {
+        // As cached: no copy, no compression per answer.
+        let gzip = (header::CONTENT_ENCODING, "gzip");
+        return Ok(([json, gzip, vary], map.gzipped()).into_response());
+    }
+    Ok(([json, vary], map.json()?).into_response())
+}
+
+/// Whether `Accept-Encoding` takes gzip (RFC 9110 §12.5.3: named or `*`,
+/// with a weight above 0; an explicit `gzip;q=0` refuses it even beside
+/// `*`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = false;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .or_else(|| p.trim().strip_prefix("Q="))
+                })
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            match coding.as_str() {
+                "gzip" | "x-gzip" => return weight > 0.0,
+                "*" => star = weight > 0.0,
+                _ => {}
+            }
+        }
+    }
+    star
 }
 
 /// Hold seats (by id, or a quantity of the best adjacent seats in the
@@ -411,4 +451,35 @@ pub async fn my_reservations(
     Ok(Json(ReservationListBody {
         reservations: list.iter().map(|r| r.to_body(true)).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(values: &[&str]) -> bool {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::ACCEPT_ENCODING, v.parse().unwrap());
+        }
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn gzip_is_sent_to_clients_that_accept_it() {
+        assert!(accepts(&["gzip, deflate, br, zstd"]));
+        assert!(accepts(&["br;q=1.0, gzip;q=0.8"]));
+        assert!(accepts(&["deflate", "GZIP"]));
+        assert!(accepts(&["*"]));
+        assert!(accepts(&["x-gzip"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["br"]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["*, gzip;q=0"]));
+        assert!(!accepts(&["*;q=0"]));
+        assert!(!accepts(&["gzip;q=0.000"]));
+        // An unreadable weight counts as the default (1), as browsers send none.
+        assert!(accepts(&["gzip;q=high"]));
+    }
 }

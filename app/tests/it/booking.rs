@@ -901,7 +901,7 @@ async fn catalog_reads_go_to_the_reader_and_a_fans_own_writes_to_the_writer() {
             .await;
         api.seat_status("ev").await;
         s.redis
-            .cli(&["DEL", "bk:{ev}:event", "bk:{ev}:seats", "bk:events"]);
+            .cli(&["DEL", "bk:{ev}:event", "bk:{ev}:seats:gz", "bk:events"]);
         api.send(api.http.get(format!("{}/api/v1/events", api.base())))
             .await;
     }

@@ -23,7 +23,7 @@ use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::{connect, request};
+use crate::{connect, request, request_with};
 
 /// The longest any one request or WebSocket step may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -766,6 +766,9 @@ async fn outbox_admissions(url: &str, event: &str) -> Result<HashMap<String, i64
 /// Catalog: closed loop like `ab -c`: each connection sends its next
 /// request when the last is answered; the events list for the first half,
 /// the seat map for the second; at most `requests` per phase in all.
+/// What browsers send in `Accept-Encoding` (Chrome, Firefox, Safari).
+const BROWSER_ENCODINGS: &[(&str, &str)] = &[("accept-encoding", "gzip, deflate, br, zstd")];
+
 async fn catalog(d: &Drive) -> Result<Part, String> {
     let n = share(d.fans, d.processes, d.index);
     let seat_event = d.seat_event.clone().ok_or("catalog needs --seat-event")?;
@@ -799,7 +802,10 @@ async fn catalog(d: &Drive) -> Result<Part, String> {
                 let mut sent = 0;
                 while sent < per_conn && Instant::now() < phase_end {
                     let at = Instant::now();
-                    let outcome = match timed(request(&mut sender, "GET", &path, None)).await {
+                    // As a browser asks (the answer's bytes are counted
+                    // as they come: nothing is decompressed here).
+                    let asked = request_with(&mut sender, "GET", &path, None, BROWSER_ENCODINGS);
+                    let outcome = match timed(asked).await {
                         Ok((200, _)) => Ok(()),
                         Ok((code, _)) => Err(format!("http {code}")),
                         Err(e) => {
