@@ -162,6 +162,25 @@ pub struct Loadtest {
     pub release: bool,
 }
 
+impl Loadtest {
+    /// A scenario with every number at its default, started here.
+    pub fn defaults(scenario: Scenario, quick: bool) -> Loadtest {
+        Loadtest {
+            scenario,
+            fans: None,
+            duration: None,
+            targets: Vec::new(),
+            redis: None,
+            admin_token: None,
+            replicas: None,
+            processes: None,
+            rate: None,
+            quick,
+            release: false,
+        }
+    }
+}
+
 /// The scenarios of `cargo xtask loadtest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {

@@ -641,18 +641,12 @@ fn bench_flags(f: &Loadtest) -> crate::flags::Bench {
 
 /// Runs the bench's measurements into a load-test folder.
 fn bench_to(sh: &Shell, b: &crate::flags::Bench, debug: bool) -> Result<PathBuf> {
-    let (binary, loadgen) = binaries(sh, debug)?;
-    let (stamp, started) = timestamp();
-    let dir = crate::ops::target_dir(&sh.current_dir())
-        .join("loadtest")
-        .join(format!("{stamp}-bench"));
-    std::fs::create_dir_all(&dir)?;
-    let mut report = LoadReport {
-        scenario: "bench".into(),
-        started,
-        machine: machine(),
-        ..LoadReport::default()
-    };
+    let Run {
+        binary,
+        loadgen,
+        dir,
+        mut report,
+    } = start_run(sh, "bench", debug)?;
     let began = Instant::now();
     let crate::bench::Measured {
         targets,
@@ -692,6 +686,36 @@ fn bench_to(sh: &Shell, b: &crate::flags::Bench, debug: bool) -> Result<PathBuf>
     Ok(dir)
 }
 
+/// A run's binaries, its folder (with `parts/`) and its report so far.
+struct Run {
+    binary: PathBuf,
+    loadgen: PathBuf,
+    dir: PathBuf,
+    report: LoadReport,
+}
+
+/// Builds the binaries and makes `<target>/loadtest/<timestamp>-<scenario>/`.
+fn start_run(sh: &Shell, scenario: &str, debug: bool) -> Result<Run> {
+    let (binary, loadgen) = binaries(sh, debug)?;
+    let (stamp, started) = timestamp();
+    let dir = crate::ops::target_dir(&sh.current_dir())
+        .join("loadtest")
+        .join(format!("{stamp}-{scenario}"));
+    std::fs::create_dir_all(dir.join("parts"))?;
+    let report = LoadReport {
+        scenario: scenario.into(),
+        started,
+        machine: machine(),
+        ..LoadReport::default()
+    };
+    Ok(Run {
+        binary,
+        loadgen,
+        dir,
+        report,
+    })
+}
+
 /// The latest run of a scenario is also under loadtest/latest-<scenario>.
 fn link_latest(dir: &Path, scenario: &str) {
     let latest = dir.with_file_name(format!("latest-{scenario}"));
@@ -713,23 +737,17 @@ pub fn run_to(sh: &Shell, f: &Loadtest) -> Result<PathBuf> {
     }
     let plan = Plan::new(f);
     let debug = f.quick && !f.release;
-    let (binary, loadgen) = binaries(sh, debug)?;
-    let (stamp, started) = timestamp();
     let scenario = f.scenario.name();
-    let dir = crate::ops::target_dir(&sh.current_dir())
-        .join("loadtest")
-        .join(format!("{stamp}-{scenario}"));
-    std::fs::create_dir_all(dir.join("parts"))?;
+    let Run {
+        binary,
+        loadgen,
+        dir,
+        mut report,
+    } = start_run(sh, scenario, debug)?;
     let admin = f
         .admin_token
         .clone()
         .unwrap_or_else(|| "loadtest-admin-token-0123456789".into());
-    let mut report = LoadReport {
-        scenario: scenario.into(),
-        started,
-        machine: machine(),
-        ..LoadReport::default()
-    };
     let began = Instant::now();
     let stack = start_stack(f, &plan, &binary, &dir, &admin)?;
     let s = &mut report.settings;
@@ -1450,19 +1468,7 @@ pub fn markdown(r: &LoadReport) -> String {
 /// report checked for its shape and sanity (never for a timing).
 pub fn quick_all(sh: &Shell) -> Result {
     for scenario in Scenario::ALL {
-        let f = Loadtest {
-            scenario,
-            fans: None,
-            duration: None,
-            targets: Vec::new(),
-            redis: None,
-            admin_token: None,
-            replicas: None,
-            processes: None,
-            rate: None,
-            quick: true,
-            release: false,
-        };
+        let f = Loadtest::defaults(scenario, true);
         let dir = run_to(sh, &f)?;
         check_shape(&dir).map_err(|e| format!("loadtest {}: {e}", scenario.name()))?;
         let report: LoadReport = report::read(&dir.join("report.json"))?;
@@ -1528,42 +1534,29 @@ pub fn check_shape(dir: &Path) -> Result {
 mod tests {
     use super::*;
 
-    fn flags(scenario: Scenario, quick: bool) -> Loadtest {
-        Loadtest {
-            scenario,
-            fans: None,
-            duration: None,
-            targets: Vec::new(),
-            redis: None,
-            admin_token: None,
-            replicas: None,
-            processes: None,
-            rate: None,
-            quick,
-            release: false,
-        }
-    }
-
     #[test]
     fn sockets_open_at_the_set_rate_over_enough_processes() {
-        let p = Plan::new(&flags(Scenario::Sockets, false));
+        let p = Plan::new(&Loadtest::defaults(Scenario::Sockets, false));
         assert_eq!(
             (p.fans, p.rate, p.window, p.processes),
             (19_000, 500, 38, 2)
         );
-        let mut f = flags(Scenario::Sockets, false);
+        let mut f = Loadtest::defaults(Scenario::Sockets, false);
         f.rate = std::num::NonZeroU64::new(2000);
         assert_eq!(Plan::new(&f).window, 10);
-        assert_eq!(Plan::new(&flags(Scenario::Sockets, true)).window, 1);
+        assert_eq!(
+            Plan::new(&Loadtest::defaults(Scenario::Sockets, true)).window,
+            1
+        );
     }
 
     #[test]
     fn the_bench_scenario_takes_the_bench_defaults_and_sizes_the_latency_run() {
-        let full = bench_flags(&flags(Scenario::Bench, false));
+        let full = bench_flags(&Loadtest::defaults(Scenario::Bench, false));
         assert_eq!(full, crate::flags::Bench::default());
-        let quick = bench_flags(&flags(Scenario::Bench, true));
+        let quick = bench_flags(&Loadtest::defaults(Scenario::Bench, true));
         assert_eq!((quick.seconds.get(), quick.fans.get()), (1, 200));
-        let mut f = flags(Scenario::Bench, true);
+        let mut f = Loadtest::defaults(Scenario::Bench, true);
         f.fans = std::num::NonZeroU64::new(50);
         f.duration = std::num::NonZeroU64::new(3);
         let sized = bench_flags(&f);
@@ -1572,7 +1565,7 @@ mod tests {
             &Shell::new().unwrap(),
             &Loadtest {
                 targets: vec!["127.0.0.1:9".parse().unwrap()],
-                ..flags(Scenario::Bench, true)
+                ..Loadtest::defaults(Scenario::Bench, true)
             }
         )
         .is_err());
