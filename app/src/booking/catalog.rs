@@ -174,8 +174,8 @@ impl GzippedSeats {
             Vec::with_capacity(json.len() / 8),
             flate2::Compression::default(),
         );
-        z.write_all(json).map_err(gzip_error)?;
-        Ok(GzippedSeats(z.finish().map_err(gzip_error)?.into()))
+        z.write_all(json).map_err(BookingError::Gzip)?;
+        Ok(GzippedSeats(z.finish().map_err(BookingError::Gzip)?.into()))
     }
 
     /// The gzipped bytes, as cached.
@@ -189,13 +189,9 @@ impl GzippedSeats {
         let mut out = Vec::with_capacity(self.0.len() * 8);
         flate2::read::GzDecoder::new(self.0.as_ref())
             .read_to_end(&mut out)
-            .map_err(gzip_error)?;
+            .map_err(BookingError::Gzip)?;
         Ok(out)
     }
-}
-
-fn gzip_error(e: std::io::Error) -> BookingError {
-    BookingError::Gzip(e)
 }
 
 /// A validated seat.

@@ -250,18 +250,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut star = false;
     for value in headers.get_all(header::ACCEPT_ENCODING) {
         let Ok(value) = value.to_str() else { continue };
-        for item in value.split(',') {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let weight = parts
-                .filter_map(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .or_else(|| p.trim().strip_prefix("Q="))
-                })
-                .filter_map(|q| q.trim().parse::<f32>().ok())
-                .next()
-                .unwrap_or(1.0);
+        for (coding, weight) in super::weighted(value) {
             match coding.as_str() {
                 "gzip" | "x-gzip" => return weight > 0.0,
                 "*" => star = weight > 0.0,

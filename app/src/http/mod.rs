@@ -63,6 +63,26 @@ pub struct AppState {
     pub event_log: Arc<crate::events::LogHealth>,
 }
 
+/// The items of a weighted header list (`Accept-Encoding`,
+/// `Accept-Language`: `br;q=1.0, gzip;q=0.8`), each lower-cased with its
+/// weight; a missing or unreadable weight is 1 (RFC 9110 §12.4.2: the `q`
+/// parameter's name is case-insensitive).
+pub(crate) fn weighted(list: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    list.split(',').map(|item| {
+        let mut parts = item.split(';');
+        let value = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let weight = parts
+            .find_map(|p| {
+                let (name, q) = p.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("q")
+                    .then(|| q.trim().parse::<f32>().ok())
+                    .flatten()
+            })
+            .unwrap_or(1.0);
+        (value, weight)
+    })
+}
+
 /// Answers smaller than this are never compressed.
 pub const COMPRESS_ABOVE: u16 = 1024;
 

@@ -59,16 +59,7 @@ fn fill(shell: &str, lang: &str, catalog: &Catalog, english: &Catalog) -> String
 /// by its weights (`ko-KR,ko;q=0.9,en;q=0.8`); English without a match.
 pub fn pick_language(accept: Option<&str>) -> &'static str {
     let mut best: Option<(f32, &'static str)> = None;
-    for item in accept.unwrap_or("").split(',') {
-        let mut parts = item.split(';');
-        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .find_map(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|v| v.parse::<f32>().ok())
-            })
-            .unwrap_or(1.0);
+    for (tag, q) in super::weighted(accept.unwrap_or("")) {
         let primary = tag.split('-').next().unwrap_or("");
         if let Some(&(lang, _)) = LANGUAGES.iter().find(|(l, _)| *l == primary) {
             if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {

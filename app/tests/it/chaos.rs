@@ -153,18 +153,48 @@ async fn a_slow_redis_makes_answers_slower_never_errors() {
     assert_eq!(ready_status(&app).await, StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_stalled_mid_confirm_answers_503_and_sells_no_seat_twice() {
+/// An app on its own Redis whose writer and reader connections go through
+/// a chaos proxy to MariaDB, each database operation bounded by
+/// `timeout_ms`.
+struct DbThroughProxy {
+    db: Db,
+    proxy: ChaosProxy,
+    app: TestApp,
+    // Kept for the app's lifetime (bind them, never `..`): dropping them
+    // stops Redis and removes the key files.
+    _redis: RedisEnv,
+    _keys: crate::support::Keys,
+}
+
+async fn db_through_proxy(timeout_ms: &str) -> DbThroughProxy {
     let redis = RedisEnv::standalone();
     let db = Db::start().await;
     let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", db.server.port).parse().unwrap();
     let proxy = ChaosProxy::start(upstream).unwrap();
-    let keys = keys();
     let options = AppOptions::default()
         .with("DATABASE_URL", &through(&db.app_url, &proxy))
         .with("DATABASE_READ_URL", &through(&db.reader_url, &proxy))
-        .with("DATABASE_OPERATION_TIMEOUT_MS", "1500");
+        .with("DATABASE_OPERATION_TIMEOUT_MS", timeout_ms);
+    let keys = keys();
     let app = TestApp::spawn(&redis, &keys, options).await;
+    DbThroughProxy {
+        db,
+        proxy,
+        app,
+        _redis: redis,
+        _keys: keys,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_stalled_mid_confirm_answers_503_and_sells_no_seat_twice() {
+    let DbThroughProxy {
+        db,
+        proxy,
+        app,
+        _redis,
+        _keys,
+    } = db_through_proxy("1500").await;
     let api = app.api();
     api.create_event("ev", json!({"rows": 1, "seats_per_row": 10}))
         .await;
@@ -259,16 +289,14 @@ async fn a_database_stalled_mid_confirm_answers_503_and_sells_no_seat_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_get_the_last_seat_map_while_another_rebuilds_it_from_a_stalled_database() {
-    let redis = RedisEnv::standalone();
-    let db = Db::start().await;
-    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", db.server.port).parse().unwrap();
-    let proxy = ChaosProxy::start(upstream).unwrap();
-    let keys = keys();
-    let options = AppOptions::default()
-        .with("DATABASE_URL", &through(&db.app_url, &proxy))
-        .with("DATABASE_READ_URL", &through(&db.reader_url, &proxy))
-        .with("DATABASE_OPERATION_TIMEOUT_MS", "3000");
-    let app = TestApp::spawn(&redis, &keys, options).await;
+    // Every part is bound, so none is dropped before the test ends.
+    let DbThroughProxy {
+        db: _db,
+        proxy,
+        app,
+        _redis,
+        _keys,
+    } = db_through_proxy("3000").await;
     let api = app.api();
     api.create_event("ev", json!({"rows": 1, "seats_per_row": 4}))
         .await;
