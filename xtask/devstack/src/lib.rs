@@ -432,8 +432,34 @@ pub struct MariaDb {
     client: PathBuf,
 }
 
+/// How big a [`MariaDb`]'s redo log and buffer pool are.
+#[derive(Debug, Clone, Copy)]
+pub struct MariaDbSizes {
+    pub redo_log_mib: u32,
+    pub buffer_pool_mib: u32,
+}
+
+impl MariaDbSizes {
+    /// Small, for the many servers of the test suite.
+    pub const TESTS: MariaDbSizes = MariaDbSizes {
+        redo_log_mib: 8,
+        buffer_pool_mib: 64,
+    };
+    /// For figures: with an 8 MiB redo log, a few seconds of confirms fill
+    /// it and every write waits for a checkpoint (a server in production,
+    /// Aurora above all, never stalls that way).
+    pub const LOAD: MariaDbSizes = MariaDbSizes {
+        redo_log_mib: 256,
+        buffer_pool_mib: 256,
+    };
+}
+
 impl MariaDb {
     pub fn start(dir: &Path) -> io::Result<MariaDb> {
+        Self::start_sized(dir, MariaDbSizes::TESTS)
+    }
+
+    pub fn start_sized(dir: &Path, sizes: MariaDbSizes) -> io::Result<MariaDb> {
         let missing = || {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -484,8 +510,8 @@ impl MariaDb {
                 format!("--log-error={}", dir.join("error.log").display()),
                 "--skip-name-resolve".to_string(),
                 "--skip-log-bin".to_string(),
-                "--innodb-log-file-size=8M".to_string(),
-                "--innodb-buffer-pool-size=64M".to_string(),
+                format!("--innodb-log-file-size={}M", sizes.redo_log_mib),
+                format!("--innodb-buffer-pool-size={}M", sizes.buffer_pool_mib),
                 "--character-set-server=utf8mb4".to_string(),
                 "--collation-server=utf8mb4_unicode_ci".to_string(),
                 // Per-user statement counts, so tests can see which pool ran

@@ -92,7 +92,7 @@ enum Cmd {
         seats: usize,
     },
     /// Holds alone, then holds while other fans confirm at the same time
-    /// (the event needs at least 3 × `fans` seats in rows of 10).
+    /// (the event needs 4 × (`fans` + `paced`) seats in rows of 10).
     Mixed {
         #[arg(long)]
         target: SocketAddr,
@@ -100,6 +100,12 @@ enum Cmd {
         event: String,
         #[arg(long, default_value_t = 100)]
         fans: usize,
+        /// Fans of the paced pair of runs.
+        #[arg(long, default_value_t = 1000)]
+        paced: usize,
+        /// Their pace: holds (and as many confirms) a second.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        per_second: u32,
     },
     /// Opens `count` WebSockets (each its own queued fan) and holds them
     /// open; writes `--ready FILE` once all are open, so the parent can
@@ -720,11 +726,14 @@ async fn hold_all(
     event: &str,
     tokens: Vec<String>,
     seats: Vec<String>,
+    pace: Pace,
 ) -> (Vec<(String, String)>, Vec<u32>, u64) {
     let mut tasks = Vec::new();
-    for (token, seat) in tokens.into_iter().zip(seats) {
+    let start = tokio::time::Instant::now();
+    for (i, (token, seat)) in tokens.into_iter().zip(seats).enumerate() {
         let event = event.to_string();
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(pace.start_of(start, i)).await;
             let started = Instant::now();
             let body = format!("{{\"seat_ids\":[\"{seat}\"]}}");
             let r = once(
@@ -751,10 +760,16 @@ async fn hold_all(
     (held, lat, errors)
 }
 
-async fn confirm_all(target: SocketAddr, held: Vec<(String, String)>) -> (Vec<u32>, u64) {
+async fn confirm_all(
+    target: SocketAddr,
+    held: Vec<(String, String)>,
+    pace: Pace,
+) -> (Vec<u32>, u64) {
     let mut tasks = Vec::new();
-    for (token, hold) in held {
+    let start = tokio::time::Instant::now();
+    for (i, (token, hold)) in held.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(pace.start_of(start, i)).await;
             let started = Instant::now();
             let r = once(
                 target,
@@ -777,44 +792,93 @@ async fn confirm_all(target: SocketAddr, held: Vec<(String, String)>) -> (Vec<u3
     (lat, errors)
 }
 
-async fn mixed(target: SocketAddr, event: String, fans: usize) -> Result<Mixed, String> {
-    let tokens = admit(target, &event, 3 * fans, "mixed").await?;
-    let (first, rest) = tokens.split_at(fans);
-    let (second, third) = rest.split_at(fans);
-    // Holds alone.
-    let (held_first, mut alone, mut errors) = hold_all(
-        target,
-        &event,
-        first.to_vec(),
-        (0..fans).map(seat).collect(),
-    )
-    .await;
-    // The same number of holds while the first fans confirm theirs.
-    let (held_second, _, e) = hold_all(
-        target,
-        &event,
-        second.to_vec(),
-        (fans..2 * fans).map(seat).collect(),
-    )
-    .await;
-    errors += e;
-    let confirming = tokio::spawn(confirm_all(target, held_first));
-    let (_, mut with_confirms, e) = hold_all(
-        target,
-        &event,
-        third.to_vec(),
-        (2 * fans..3 * fans).map(seat).collect(),
-    )
-    .await;
-    errors += e;
-    let (mut confirms, e) = confirming.await.map_err(|e| e.to_string())?;
-    errors += e;
-    drop(held_second);
+/// When the requests of a batch start: all at once, or one every so often.
+#[derive(Clone, Copy)]
+enum Pace {
+    Burst,
+    Every(Duration),
+}
+
+impl Pace {
+    fn start_of(self, start: tokio::time::Instant, i: usize) -> tokio::time::Instant {
+        match self {
+            Pace::Burst => start,
+            Pace::Every(gap) => start + gap * i as u32,
+        }
+    }
+}
+
+/// Holds alone, then as many holds while other fans confirm the first
+/// ones, then as many holds beside as many other fans' holds (the control:
+/// what the same number of requests that take none of a confirm's locks
+/// costs a hold). First `fans` all at once (a burst, which fills the
+/// machine's CPU), then `paced` at `per_second` a second (below
+/// saturation). Uses 4 × (`fans` + `paced`) fans and seats.
+async fn mixed(
+    target: SocketAddr,
+    event: String,
+    fans: usize,
+    paced: usize,
+    per_second: u32,
+) -> Result<Mixed, String> {
+    let tokens = admit(target, &event, 4 * (fans + paced), "mixed").await?;
+    let fans_of = |from: usize, n: usize| -> [Fans4; 4] {
+        std::array::from_fn(|k| {
+            let range = from + k * n..from + (k + 1) * n;
+            (tokens[range.clone()].to_vec(), range.map(seat).collect())
+        })
+    };
+    let burst = beside(target, &event, fans_of(0, fans), Pace::Burst).await?;
+    let gap = Pace::Every(Duration::from_secs(1) / per_second.max(1));
+    let steady = beside(target, &event, fans_of(4 * fans, paced), gap).await?;
     Ok(Mixed {
-        holds_alone: Latency::from_micros(&mut alone),
-        holds_with_confirms: Latency::from_micros(&mut with_confirms),
+        holds_alone: burst.alone,
+        holds_with_confirms: burst.with_confirms,
+        confirms: burst.confirms,
+        holds_with_holds: burst.with_holds,
+        per_second,
+        paced_holds_alone: steady.alone,
+        paced_holds_with_confirms: steady.with_confirms,
+        paced_confirms: steady.confirms,
+        paced_holds_with_holds: steady.with_holds,
+        errors: burst.errors + steady.errors,
+    })
+}
+
+/// Fans (their tokens) and one seat for each.
+type Fans4 = (Vec<String>, Vec<String>);
+
+struct Beside {
+    alone: Latency,
+    with_confirms: Latency,
+    confirms: Latency,
+    with_holds: Latency,
+    errors: u64,
+}
+
+/// The three runs of [`mixed`] at one pace, over four sets of fans.
+async fn beside(
+    target: SocketAddr,
+    event: &str,
+    [first, second, third, fourth]: [Fans4; 4],
+    pace: Pace,
+) -> Result<Beside, String> {
+    let (held, mut alone, e1) = hold_all(target, event, first.0, first.1, pace).await;
+    let confirming = tokio::spawn(confirm_all(target, held, pace));
+    let (_, mut with_confirms, e2) = hold_all(target, event, second.0, second.1, pace).await;
+    let (mut confirms, e3) = confirming.await.map_err(|e| e.to_string())?;
+    let others = {
+        let event = event.to_string();
+        tokio::spawn(async move { hold_all(target, &event, fourth.0, fourth.1, pace).await })
+    };
+    let (_, mut with_holds, e4) = hold_all(target, event, third.0, third.1, pace).await;
+    let (_, _, e5) = others.await.map_err(|e| e.to_string())?;
+    Ok(Beside {
+        alone: Latency::from_micros(&mut alone),
+        with_confirms: Latency::from_micros(&mut with_confirms),
         confirms: Latency::from_micros(&mut confirms),
-        errors,
+        with_holds: Latency::from_micros(&mut with_holds),
+        errors: e1 + e2 + e3 + e4 + e5,
     })
 }
 
@@ -1097,7 +1161,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             target,
             event,
             fans,
-        } => emit(out, &mixed(target, event, fans).await?),
+            paced,
+            per_second,
+        } => emit(out, &mixed(target, event, fans, paced, per_second).await?),
         Cmd::Sockets {
             target,
             event,

@@ -95,12 +95,22 @@ pub struct Contention {
 }
 
 /// Holds while confirms run at the same time, against holds alone: the
-/// sold-out bookkeeping of a confirm must not hold a hold up.
+/// sold-out bookkeeping of a confirm must not hold a hold up. Each twice:
+/// all at once (a burst, which fills the machine's CPU, so that any other
+/// work slows it) and at `per_second` requests a second (below
+/// saturation). `*_with_holds` is the control: holds beside as many other
+/// fans' holds, which take none of a confirm's locks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mixed {
     pub holds_alone: Latency,
     pub holds_with_confirms: Latency,
     pub confirms: Latency,
+    pub holds_with_holds: Latency,
+    pub per_second: u32,
+    pub paced_holds_alone: Latency,
+    pub paced_holds_with_confirms: Latency,
+    pub paced_confirms: Latency,
+    pub paced_holds_with_holds: Latency,
     pub errors: u64,
 }
 
