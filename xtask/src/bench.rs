@@ -573,9 +573,10 @@ pub(crate) fn measure(
     drop(app);
     drop(redis);
     drop(db);
-    // The data folder (its redo log alone is 256 MiB) is of no use after
-    // a run that went well; a failed run keeps it, with its error log.
-    std::fs::remove_dir_all(dir.join("mariadb"))?;
+    // The data (its redo log alone is 256 MiB) is of no use after a run
+    // that went well; `error.log` beside it stays, and a failed run keeps
+    // both.
+    std::fs::remove_dir_all(dir.join("mariadb").join("data"))?;
     Ok(Measured {
         targets,
         checks,

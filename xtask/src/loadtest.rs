@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devstack::{http_request, MariaDb, RedisOptions, RedisServer};
+use devstack::{http_request, MariaDb, MariaDbSizes, RedisOptions, RedisServer};
 use report::{Check, LoadReport, Machine, Part, RedisPeak, Sample, Target};
 use xshell::{cmd, Shell};
 
@@ -319,7 +319,20 @@ struct Stack {
     targets: Vec<SocketAddr>,
     apps: Vec<App>,
     _redis: Option<RedisServer>,
-    _db: Option<MariaDb>,
+    db: Option<MariaDb>,
+    db_dir: PathBuf,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.apps.clear();
+        if let Some(db) = self.db.take() {
+            drop(db);
+            // Its data (a 256 MiB redo log for figures) is of no use after
+            // the run; `error.log` beside it stays.
+            let _ = std::fs::remove_dir_all(self.db_dir.join("data"));
+        }
+    }
 }
 
 fn needs_db(s: Scenario) -> bool {
@@ -337,7 +350,8 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
             targets: f.targets.clone(),
             apps: Vec::new(),
             _redis: None,
-            _db: None,
+            db: None,
+            db_dir: PathBuf::new(),
         });
     }
     eprintln!(
@@ -350,8 +364,16 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
         plan.replicas
     );
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
+    let db_dir = dir.join("mariadb");
     let db = if needs_db(f.scenario) {
-        Some(MariaDb::start(&dir.join("mariadb"))?)
+        // Sized as a server for this load would be; `--quick` (the suite)
+        // keeps the small one.
+        let sizes = if f.quick {
+            MariaDbSizes::TESTS
+        } else {
+            MariaDbSizes::LOAD
+        };
+        Some(MariaDb::start_sized(&db_dir, sizes)?)
     } else {
         None
     };
@@ -373,7 +395,8 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
         targets: apps.iter().map(|a| a.addr).collect(),
         apps,
         _redis: Some(redis),
-        _db: db,
+        db,
+        db_dir,
     })
 }
 
