@@ -196,14 +196,7 @@ pub(crate) fn measure(
         }
     };
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
-    // Sized as a server for this load would be; the suite's shape check
-    // (`quick`) keeps the small one.
-    let sizes = if quick {
-        MariaDbSizes::TESTS
-    } else {
-        MariaDbSizes::LOAD
-    };
-    let db = MariaDb::start_sized(&dir.join("mariadb"), sizes)?;
+    let db = MariaDb::start_sized(&dir.join("mariadb"), MariaDbSizes::for_load(quick))?;
     let admin = "bench-admin-token-0123456789";
     let app = start_app(binary, dir, "bench", &redis, Some(&db), admin)?;
     let target = app.addr.to_string();
@@ -572,11 +565,8 @@ pub(crate) fn measure(
     );
     drop(app);
     drop(redis);
-    drop(db);
-    // The data (its redo log alone is 256 MiB) is of no use after a run
-    // that went well; `error.log` beside it stays, and a failed run keeps
-    // both.
-    std::fs::remove_dir_all(dir.join("mariadb").join("data"))?;
+    // A failed run keeps the data, for a look.
+    db.discard()?;
     Ok(Measured {
         targets,
         checks,

@@ -320,17 +320,13 @@ struct Stack {
     apps: Vec<App>,
     _redis: Option<RedisServer>,
     db: Option<MariaDb>,
-    db_dir: PathBuf,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         self.apps.clear();
         if let Some(db) = self.db.take() {
-            drop(db);
-            // Its data (a 256 MiB redo log for figures) is of no use after
-            // the run; `error.log` beside it stays.
-            let _ = std::fs::remove_dir_all(self.db_dir.join("data"));
+            let _ = db.discard();
         }
     }
 }
@@ -351,7 +347,6 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
             apps: Vec::new(),
             _redis: None,
             db: None,
-            db_dir: PathBuf::new(),
         });
     }
     eprintln!(
@@ -364,16 +359,11 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
         plan.replicas
     );
     let redis = RedisServer::start(&dir.join("redis"), &RedisOptions::default())?;
-    let db_dir = dir.join("mariadb");
     let db = if needs_db(f.scenario) {
-        // Sized as a server for this load would be; `--quick` (the suite)
-        // keeps the small one.
-        let sizes = if f.quick {
-            MariaDbSizes::TESTS
-        } else {
-            MariaDbSizes::LOAD
-        };
-        Some(MariaDb::start_sized(&db_dir, sizes)?)
+        Some(MariaDb::start_sized(
+            &dir.join("mariadb"),
+            MariaDbSizes::for_load(f.quick),
+        )?)
     } else {
         None
     };
@@ -396,7 +386,6 @@ fn start_stack(f: &Loadtest, plan: &Plan, binary: &Path, dir: &Path, admin: &str
         apps,
         _redis: Some(redis),
         db,
-        db_dir,
     })
 }
 

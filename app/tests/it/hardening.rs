@@ -320,18 +320,10 @@ async fn confirms_racing_cancellations_leave_the_right_mode() {
         .await;
     let mut reservations = Vec::new();
     for i in 0..3 {
-        let (_, token) = api.admitted("ev", &format!("first-{i}")).await;
-        let hold = api
-            .hold(
-                "ev",
-                &token,
-                json!({"seat_ids": [format!("main-A-{}", i + 1)]}),
-            )
+        let (token, hold_id) = api
+            .held("ev", &format!("first-{i}"), &format!("main-A-{}", i + 1))
             .await;
-        assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-        let r = api
-            .confirm(hold.body["hold_id"].as_str().unwrap(), &token, None)
-            .await;
+        let r = api.confirm(&hold_id, &token, None).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         reservations.push(r.body["reservation_id"].as_str().unwrap().to_string());
     }
@@ -344,10 +336,7 @@ async fn confirms_racing_cancellations_leave_the_right_mode() {
             .find(|(_, s)| *s == "available")
             .map(|(id, _)| id.clone())
             .expect("a free seat");
-        let (_, token) = api.admitted("ev", &format!("round-{round}")).await;
-        let hold = api.hold("ev", &token, json!({"seat_ids": [free]})).await;
-        assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-        let hold_id = hold.body["hold_id"].as_str().unwrap().to_string();
+        let (token, hold_id) = api.held("ev", &format!("round-{round}"), &free).await;
         let cancel = reservations.remove(0);
         let (confirmed, cancelled) = tokio::join!(api.confirm(&hold_id, &token, None), async {
             api.send(
@@ -585,16 +574,10 @@ async fn a_confirm_never_waits_for_other_fans_holds() {
     // sits next to the confirming fan's in every index.
     let mut others = Vec::new();
     for i in 0..6 {
-        let (_, token) = api.admitted("ev", &format!("other-{i}")).await;
-        let hold = api
-            .hold(
-                "ev",
-                &token,
-                json!({"seat_ids": [format!("main-A-{}", i + 2)]}),
-            )
+        let (_, hold_id) = api
+            .held("ev", &format!("other-{i}"), &format!("main-A-{}", i + 2))
             .await;
-        assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-        others.push(hold.body["hold_id"].as_str().unwrap().to_string());
+        others.push(hold_id);
     }
     // Holds of earlier events, as a busy season leaves them: the planner
     // then reads this event's holds through an index, as in production,
@@ -606,11 +589,7 @@ async fn a_confirm_never_waits_for_other_fans_holds() {
          SELECT CONCAT('old-', seq), 'earlier', CONCAT('t-', seq), 'expired', NOW(3), NOW(3) \
          FROM seq_1_to_5000; ANALYZE TABLE holds",
     );
-    let (_, token) = api.admitted("ev", "mine").await;
-    let mine = api
-        .hold("ev", &token, json!({"seat_ids": ["main-A-1"]}))
-        .await;
-    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.body);
+    let (token, mine) = api.held("ev", "mine", "main-A-1").await;
     let mut conn = sqlx::MySqlConnection::connect(&stack.db.app_url)
         .await
         .unwrap();
@@ -622,12 +601,9 @@ async fn a_confirm_never_waits_for_other_fans_holds() {
             .await
             .unwrap();
     }
-    let confirmed = tokio::time::timeout(
-        Duration::from_secs(10),
-        api.confirm(mine.body["hold_id"].as_str().unwrap(), &token, None),
-    )
-    .await
-    .expect("the confirm waited for other fans' holds");
+    let confirmed = tokio::time::timeout(Duration::from_secs(10), api.confirm(&mine, &token, None))
+        .await
+        .expect("the confirm waited for other fans' holds");
     assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.body);
     tx.rollback().await.unwrap();
     // The others' holds are untouched and still confirmable.

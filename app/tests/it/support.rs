@@ -778,6 +778,16 @@ impl Api {
         )
     }
 
+    /// An admitted fan (`client_id`) who holds `seat`, as the test expects
+    /// (201); returns (token, hold id).
+    pub async fn held(&self, event: &str, client_id: &str, seat: &str) -> (String, String) {
+        let (_, token) = self.admitted(event, client_id).await;
+        let r = self.hold(event, &token, json!({"seat_ids": [seat]})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let hold_id = r.body["hold_id"].as_str().unwrap().to_string();
+        (token, hold_id)
+    }
+
     pub async fn hold(&self, event: &str, token: &str, body: Value) -> Reply {
         self.send(
             self.http

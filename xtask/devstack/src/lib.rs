@@ -342,6 +342,13 @@ impl RedisServer {
         self.process.id()
     }
 
+    /// Kills the server and deletes its data (a load run's redo log alone
+    /// is 256 MiB); `error.log` beside it stays.
+    pub fn discard(mut self) -> io::Result<()> {
+        self.kill();
+        std::fs::remove_dir_all(self.dir.join("data"))
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         self.process.kill();
@@ -452,6 +459,16 @@ impl MariaDbSizes {
         redo_log_mib: 256,
         buffer_pool_mib: 256,
     };
+
+    /// [`LOAD`](Self::LOAD) for figures, [`TESTS`](Self::TESTS) for the
+    /// suite's `--quick` shape checks.
+    pub fn for_load(quick: bool) -> MariaDbSizes {
+        if quick {
+            Self::TESTS
+        } else {
+            Self::LOAD
+        }
+    }
 }
 
 impl MariaDb {
@@ -585,6 +602,13 @@ impl MariaDb {
         ))?;
         let url = |user: &str| format!("mysql://{user}:{user}-pw@127.0.0.1:{}/{name}", self.port);
         Ok((url("migrator"), url("app"), url("reader")))
+    }
+
+    /// Kills the server and deletes its data (a load run's redo log alone
+    /// is 256 MiB); `error.log` beside it stays.
+    pub fn discard(mut self) -> io::Result<()> {
+        self.kill();
+        std::fs::remove_dir_all(self.dir.join("data"))
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
