@@ -334,7 +334,8 @@ fn demo_booking(addr: SocketAddr) -> Result {
 }
 
 /// Redis, MariaDB (migrated), the event log's Kinesis when asked for, and
-/// the app built in target/debug, started afresh under `dir`; everything
+/// the app built in the target folder's debug/ (`CARGO_TARGET_DIR`
+/// honoured), started afresh under `dir`; everything
 /// stops when dropped (the app first).
 pub struct Stack {
     pub app: App,
@@ -363,7 +364,7 @@ impl Stack {
         quiet: bool,
         aws: Option<Aws>,
     ) -> Result<Stack> {
-        let binary = root.join("target/debug/admission");
+        let binary = crate::ops::target_dir(root).join("debug/admission");
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let (redis, db, aws) = if aws == Some(Aws::Localstack) {
