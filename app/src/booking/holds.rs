@@ -684,15 +684,24 @@ impl Booking {
         key: Option<&str>,
     ) -> Result<(Reservation, Option<Stock>), BookingError> {
         let mut tx = self.db.writer.begin().await?;
+        // Whether the fan holds anything else is read here too (not
+        // locked): most fans hold one run of seats, and their confirm then
+        // skips the two statements that release the others.
         let row = sqlx::query(
-            "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live, NOW(3) AS now \
+            "SELECT status, CAST(expires_at > NOW(3) AS SIGNED) AS live, NOW(3) AS now, \
+             CAST(EXISTS (SELECT 1 FROM holds o WHERE o.event_id = ? AND o.ticket = ? \
+             AND o.status = 'active' AND o.id <> ?) AS SIGNED) AS others \
              FROM holds WHERE id = ? FOR UPDATE",
         )
+        .bind(event)
+        .bind(ticket)
+        .bind(hold_id)
         .bind(hold_id)
         .fetch_one(&mut *tx)
         .await?;
         let status: String = row.try_get("status")?;
         let live: i64 = row.try_get("live")?;
+        let others: i64 = row.try_get("others")?;
         let created: PrimitiveDateTime = row.try_get("now")?;
         match status.as_str() {
             "active" if live == 1 => {}
@@ -737,22 +746,26 @@ impl Booking {
             .await?;
         // Booking ends the fan's session, so the fan's other holds could
         // never be confirmed: their seats go back now, not when they expire.
-        sqlx::query(
-            "DELETE FROM seat_claims WHERE event_id = ? AND ticket = ? AND hold_id IS NOT NULL AND hold_id <> ?",
-        )
-        .bind(event)
-        .bind(ticket)
-        .bind(hold_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE holds SET status = 'released' WHERE event_id = ? AND ticket = ? AND status = 'active' AND id <> ?",
-        )
-        .bind(event)
-        .bind(ticket)
-        .bind(hold_id)
-        .execute(&mut *tx)
-        .await?;
+        // (A claim is only ever an active hold's, so with no other active
+        // hold there is nothing to free.)
+        if others == 1 {
+            sqlx::query(
+                "DELETE FROM seat_claims WHERE event_id = ? AND ticket = ? AND hold_id IS NOT NULL AND hold_id <> ?",
+            )
+            .bind(event)
+            .bind(ticket)
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE holds SET status = 'released' WHERE event_id = ? AND ticket = ? AND status = 'active' AND id <> ?",
+            )
+            .bind(event)
+            .bind(ticket)
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         // Read inside the transaction: once it commits, the answer is ready
         // without another round trip that could fail.
         let seat_ids = sqlx::query(

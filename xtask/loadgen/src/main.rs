@@ -106,6 +106,11 @@ enum Cmd {
         /// Their pace: holds (and as many confirms) a second.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
         per_second: u32,
+        /// The paced fans in this many rounds of the three runs, each
+        /// round in another order, their latencies pooled: a p99 of one
+        /// short run moves with whatever else the machine did in it.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
     },
     /// Opens `count` WebSockets (each its own queued fan) and holds them
     /// open; writes `--ready FILE` once all are open, so the parent can
@@ -813,13 +818,15 @@ impl Pace {
 /// what the same number of requests that take none of a confirm's locks
 /// costs a hold). First `fans` all at once (a burst, which fills the
 /// machine's CPU), then `paced` at `per_second` a second (below
-/// saturation). Uses 4 × (`fans` + `paced`) fans and seats.
+/// saturation) in `rounds` rounds. Uses 4 × (`fans` + `paced`) fans and
+/// seats.
 async fn mixed(
     target: SocketAddr,
     event: String,
     fans: usize,
     paced: usize,
     per_second: u32,
+    rounds: usize,
 ) -> Result<Mixed, String> {
     let tokens = admit(target, &event, 4 * (fans + paced), "mixed").await?;
     let fans_of = |from: usize, n: usize| -> [Fans4; 4] {
@@ -828,15 +835,16 @@ async fn mixed(
             (tokens[range.clone()].to_vec(), range.map(seat).collect())
         })
     };
-    let burst = beside(target, &event, fans_of(0, fans), Pace::Burst).await?;
+    let burst = beside(target, &event, fans_of(0, fans), Pace::Burst, 1).await?;
     let gap = Pace::Every(Duration::from_secs(1) / per_second.max(1));
-    let steady = beside(target, &event, fans_of(4 * fans, paced), gap).await?;
+    let steady = beside(target, &event, fans_of(4 * fans, paced), gap, rounds).await?;
     Ok(Mixed {
         holds_alone: burst.alone,
         holds_with_confirms: burst.with_confirms,
         confirms: burst.confirms,
         holds_with_holds: burst.with_holds,
         per_second,
+        rounds: rounds as u32,
         paced_holds_alone: steady.alone,
         paced_holds_with_confirms: steady.with_confirms,
         paced_confirms: steady.confirms,
@@ -856,30 +864,74 @@ struct Beside {
     errors: u64,
 }
 
-/// The three runs of [`mixed`] at one pace, over four sets of fans.
+/// The three runs of [`mixed`] at one pace, over four sets of fans, in
+/// `rounds` rounds (each a slice of every set): holds alone, then beside
+/// confirms of those holds, and the control beside other holds, first in
+/// even rounds and last in odd ones, so that neither the order nor a
+/// moment of the machine's favours one of them. The latencies of all
+/// rounds are pooled.
 async fn beside(
     target: SocketAddr,
     event: &str,
-    [first, second, third, fourth]: [Fans4; 4],
+    sets: [Fans4; 4],
     pace: Pace,
+    rounds: usize,
 ) -> Result<Beside, String> {
-    let (held, mut alone, e1) = hold_all(target, event, first.0, first.1, pace).await;
-    let confirming = tokio::spawn(confirm_all(target, held, pace));
-    let (_, mut with_confirms, e2) = hold_all(target, event, second.0, second.1, pace).await;
-    let (mut confirms, e3) = confirming.await.map_err(|e| e.to_string())?;
-    let others = {
-        let event = event.to_string();
-        tokio::spawn(async move { hold_all(target, &event, fourth.0, fourth.1, pace).await })
+    let size = sets[0].0.len().div_ceil(rounds.max(1)).max(1);
+    let slice = |set: &Fans4, r: usize| -> Fans4 {
+        let range = (r * size).min(set.0.len())..((r + 1) * size).min(set.0.len());
+        (set.0[range.clone()].to_vec(), set.1[range].to_vec())
     };
-    let (_, mut with_holds, e4) = hold_all(target, event, third.0, third.1, pace).await;
-    let (_, _, e5) = others.await.map_err(|e| e.to_string())?;
+    let (mut alone, mut with_confirms, mut confirms, mut with_holds) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut errors = 0;
+    for r in 0..rounds.max(1) {
+        let [first, second, third, fourth] = std::array::from_fn(|k| slice(&sets[k], r));
+        let mut control = Some((third, fourth));
+        if r % 2 == 0 {
+            if let Some((third, fourth)) = control.take() {
+                errors += beside_holds(target, event, third, fourth, pace, &mut with_holds).await?;
+            }
+        }
+        let (held, lat, e1) = hold_all(target, event, first.0, first.1, pace).await;
+        alone.extend(lat);
+        let confirming = tokio::spawn(confirm_all(target, held, pace));
+        let (_, lat, e2) = hold_all(target, event, second.0, second.1, pace).await;
+        with_confirms.extend(lat);
+        let (lat, e3) = confirming.await.map_err(|e| e.to_string())?;
+        confirms.extend(lat);
+        errors += e1 + e2 + e3;
+        if let Some((third, fourth)) = control {
+            errors += beside_holds(target, event, third, fourth, pace, &mut with_holds).await?;
+        }
+    }
     Ok(Beside {
         alone: Latency::from_micros(&mut alone),
         with_confirms: Latency::from_micros(&mut with_confirms),
         confirms: Latency::from_micros(&mut confirms),
         with_holds: Latency::from_micros(&mut with_holds),
-        errors: e1 + e2 + e3 + e4 + e5,
+        errors,
     })
+}
+
+/// The control of [`beside`]: `measured` holds beside as many `other`
+/// holds; their latencies go to `lat`, the errors of both are returned.
+async fn beside_holds(
+    target: SocketAddr,
+    event: &str,
+    measured: Fans4,
+    other: Fans4,
+    pace: Pace,
+    lat: &mut Vec<u32>,
+) -> Result<u64, String> {
+    let others = {
+        let event = event.to_string();
+        tokio::spawn(async move { hold_all(target, &event, other.0, other.1, pace).await })
+    };
+    let (_, measured, e1) = hold_all(target, event, measured.0, measured.1, pace).await;
+    lat.extend(measured);
+    let (_, _, e2) = others.await.map_err(|e| e.to_string())?;
+    Ok(e1 + e2)
 }
 
 async fn sockets(
@@ -1163,7 +1215,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             fans,
             paced,
             per_second,
-        } => emit(out, &mixed(target, event, fans, paced, per_second).await?),
+            rounds,
+        } => emit(
+            out,
+            &mixed(target, event, fans, paced, per_second, rounds as usize).await?,
+        ),
         Cmd::Sockets {
             target,
             event,

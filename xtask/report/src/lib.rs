@@ -107,6 +107,8 @@ pub struct Mixed {
     pub confirms: Latency,
     pub holds_with_holds: Latency,
     pub per_second: u32,
+    /// The paced runs' rounds, each in another order, pooled.
+    pub rounds: u32,
     pub paced_holds_alone: Latency,
     pub paced_holds_with_confirms: Latency,
     pub paced_confirms: Latency,
