@@ -39,8 +39,13 @@ impl From<BookingError> for AppError {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::unavailable(2, "the booking database is unavailable; try again shortly")
             }
-            BookingError::Database(_) | BookingError::Encode(_) | BookingError::Gzip(_) => {
+            BookingError::Database(_) => {
                 tracing::error!(error = %e, "database error");
+                AppError::internal()
+            }
+            BookingError::Encode(_) | BookingError::Gzip(_) => {
+                // The message names which (JSON, or a cached seat map's gzip).
+                tracing::error!(error = %e, "could not build a response");
                 AppError::internal()
             }
             BookingError::EventNotFound => AppError::new(EventNotFound, "no such event"),
