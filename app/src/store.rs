@@ -301,11 +301,11 @@ impl Store {
 
     /// Runs a script by EVALSHA; after a NOSCRIPT (Redis restarted, or a new
     /// node) it sends the source once by EVAL, which also caches it there.
-    pub async fn eval(
+    pub async fn eval<A: redis::ToRedisArgs>(
         &self,
         script: &Script,
         keys: &[String],
-        args: &[String],
+        args: &[A],
     ) -> Result<Value, StoreError> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);

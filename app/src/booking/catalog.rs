@@ -6,8 +6,13 @@ use sqlx::{MySql, QueryBuilder, Row};
 use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::ToSchema;
 
-use super::keys::{event_cache_key, events_cache_key, seats_cache_key, seats_stale_key};
-use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL, SEATS_STALE_TTL};
+use super::keys::{
+    event_cache_key, events_cache_key, seats_cache_key, seats_stale_key, seats_version_key,
+    SEATS_CHANGED, SEATS_PUT,
+};
+use super::{
+    Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL, SEATS_STALE_TTL, SEATS_VERSION_TTL,
+};
 use crate::clock::{format_ms, parse_rfc3339_ms, MAX_STORABLE_MS, MIN_STORABLE_MS};
 use crate::queue::config::QueueConfig;
 use crate::queue::{EventId, QueueError};
@@ -394,13 +399,15 @@ macro_rules! event_select {
 }
 
 impl Booking {
-    fn event_keys(&self, event: &EventId) -> Vec<String> {
-        vec![
+    /// Forgets every cached copy of an event (created, changed, removed):
+    /// the list, the event, and both seat maps (the version counted up).
+    async fn event_changed(&self, event: &EventId) {
+        self.cache_forget(&[
             events_cache_key(&self.prefix),
             event_cache_key(&self.prefix, event),
-            seats_cache_key(&self.prefix, event),
-            seats_stale_key(&self.prefix, event),
-        ]
+        ])
+        .await;
+        self.seat_maps_forget(event, true).await;
     }
 
     /// Creates the event, its seats and (unless one exists) its queue with
@@ -464,7 +471,7 @@ impl Booking {
         if let Err(err) = self.create_queue(&event_id, e.sale_opens_at_ms).await {
             tracing::error!(event = %event_id, error = %err, "event created but its queue could not be: PUT its queue configuration to create it");
         }
-        self.cache_forget(&self.event_keys(&e.id)).await;
+        self.event_changed(&e.id).await;
         tracing::info!(event = %e.id, seats = e.seats.len(), "event created");
         self.event_from(&self.db.writer, &e.id).await
     }
@@ -530,7 +537,7 @@ impl Booking {
                 }
             }
         }
-        self.cache_forget(&self.event_keys(event)).await;
+        self.event_changed(event).await;
         tracing::info!(event = %event, "event updated");
         self.event_from(&self.db.writer, event).await
     }
@@ -561,7 +568,7 @@ impl Booking {
         if let Err(e) = self.queue().remove(event).await {
             tracing::error!(event = %event, error = %e, "event deleted but its queue could not be removed");
         }
-        self.cache_forget(&self.event_keys(event)).await;
+        self.event_changed(event).await;
         tracing::info!(event = %event, "event deleted");
         Ok(())
     }
@@ -656,12 +663,20 @@ impl Booking {
         if let Some(s) = self.cache_get_raw(&key).await {
             return Ok(GzippedSeats(s));
         }
+        // The version before the read: a change that commits while the
+        // map is read counts it up (after its commit), and the map is then
+        // not cached as fresh (`SEATS_PUT`).
+        let version = seats_version_key(&self.prefix, event);
+        let before = self.cache_get_raw(&version).await.unwrap_or_default();
         let seats = self.seats_from(&self.db.reader, event).await?;
         let map = GzippedSeats::gzip(&serde_json::to_vec(&seats)?)?;
-        self.cache_put(&key, map.0.as_ref(), SEATS_CACHE_TTL).await;
-        let stale = seats_stale_key(&self.prefix, event);
-        self.cache_put(&stale, map.0.as_ref(), SEATS_STALE_TTL)
-            .await;
+        let keys = [version, key, seats_stale_key(&self.prefix, event)];
+        let fresh = SEATS_CACHE_TTL.as_millis().to_string();
+        let last = SEATS_STALE_TTL.as_millis().to_string();
+        let args: [&[u8]; 4] = [&before[..], &map.0[..], fresh.as_bytes(), last.as_bytes()];
+        if let Err(e) = self.queue.store().eval(&SEATS_PUT, &keys, &args).await {
+            tracing::debug!(error = %e, "could not cache a seat map");
+        }
         Ok(map)
     }
 
@@ -714,11 +729,29 @@ impl Booking {
             .ok_or(BookingError::EventNotFound)
     }
 
-    /// Forgets the cached seat map of an event (after any claim changes).
+    /// Forgets the cached seat map of an event (after any claim changes,
+    /// once committed), and counts its version up so that a map read
+    /// before the change is not cached after it.
     pub(crate) async fn seats_changed(&self, event: &str) {
         if let Some(ev) = EventId::parse(event) {
-            self.cache_forget(&[seats_cache_key(&self.prefix, &ev)])
-                .await;
+            self.seat_maps_forget(&ev, false).await;
+        }
+    }
+
+    /// The fresh seat map (and with `last`, the one readers get while it
+    /// is rebuilt) deleted, the version counted up, in one round trip. A
+    /// failure only leaves a copy until its TTL.
+    async fn seat_maps_forget(&self, event: &EventId, last: bool) {
+        let mut keys = vec![
+            seats_version_key(&self.prefix, event),
+            seats_cache_key(&self.prefix, event),
+        ];
+        if last {
+            keys.push(seats_stale_key(&self.prefix, event));
+        }
+        let ttl = [SEATS_VERSION_TTL.as_millis().to_string()];
+        if let Err(e) = self.queue.store().eval(&SEATS_CHANGED, &keys, &ttl).await {
+            tracing::warn!(error = %e, "could not invalidate a cached seat map");
         }
     }
 }

@@ -3,7 +3,10 @@
 //! read, nothing more. (The queue's own keys and scripts are in
 //! `queue/scripts.rs`.)
 
+use std::sync::LazyLock;
+
 use crate::queue::EventId;
+use crate::store::Script;
 
 /// The JSON list of events.
 pub fn events_cache_key(prefix: &str) -> String {
@@ -27,3 +30,41 @@ pub fn seats_cache_key(prefix: &str, event: &EventId) -> String {
 pub fn seats_stale_key(prefix: &str, event: &EventId) -> String {
     format!("{prefix}bk:{{{}}}:seats:gz:last", event.as_str())
 }
+
+/// How many times the event's claims have changed (a counter, with a TTL
+/// renewed on every change): a rebuilt seat map is cached only if it did
+/// not move while the map was read (see [`SEATS_PUT`]).
+pub fn seats_version_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:seats:ver", event.as_str())
+}
+
+/// After a change: KEYS[1] the version, counted up (its TTL ARGV[1] ms
+/// renewed); the other KEYS (the cached maps) deleted. One round trip.
+pub static SEATS_CHANGED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "seats_changed",
+        "redis.call('INCR', KEYS[1])\n\
+         redis.call('PEXPIRE', KEYS[1], ARGV[1])\n\
+         for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end\n\
+         return 1"
+            .to_string(),
+    )
+});
+
+/// After a rebuild: KEYS = version, fresh copy, last copy; ARGV = the
+/// version read before the map was (empty when there was none), the map,
+/// the fresh and the last copy's TTL in ms. The last copy is always
+/// stored (it is allowed to be stale); the fresh one only when no change
+/// came in between, else a map read just before a hold committed would
+/// be served as fresh after that hold deleted the copy. Returns 1 when the
+/// fresh copy was stored.
+pub static SEATS_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "seats_put",
+        "redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])\n\
+         if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end\n\
+         redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n\
+         return 1"
+            .to_string(),
+    )
+});

@@ -145,6 +145,10 @@ const SEATS_CACHE_TTL: Duration = Duration::from_secs(2);
 /// How long the last seat map built may answer readers while another
 /// rebuilds it (see `Booking::seats`).
 const SEATS_STALE_TTL: Duration = Duration::from_secs(30);
+/// How long a seat map's version outlives the event's last change: far
+/// longer than any rebuild, so a rebuild never sees it vanish (and if it
+/// did, the map would only go uncached).
+const SEATS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Booking {
     pub fn new(

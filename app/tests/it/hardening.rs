@@ -7,7 +7,25 @@ use clap::Parser;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{metric_value, AppOptions, AppProcess, BookingStack, Stack};
+use crate::support::{
+    keys, metric_value, AppOptions, AppProcess, BookingStack, Keys, RedisEnv, Stack,
+};
+
+/// The app's own Redis client on `redis`, for calling its scripts directly.
+fn store_on(redis: &RedisEnv, keys: &Keys) -> admission::store::Store {
+    let (var, value) = redis.env();
+    let config = admission::Config::try_parse_from([
+        "admission",
+        &format!("--{}", var.to_lowercase().replace('_', "-")),
+        &value,
+        "--admin-token",
+        crate::support::ADMIN,
+        "--token-keys",
+        &keys.token_spec,
+    ])
+    .unwrap();
+    admission::store::Store::connect(&config, admission::metrics::Metrics::new()).unwrap()
+}
 
 #[tokio::test]
 async fn invented_methods_never_make_new_metric_series() {
@@ -55,19 +73,7 @@ async fn an_event_left_without_its_queue_leaves_the_admission_loop() {
 async fn configure_and_remove_racing_leave_no_half_event() {
     let stack = Stack::standalone().await;
     let api = stack.api();
-    let (var, value) = stack.redis.env();
-    let config = admission::Config::try_parse_from([
-        "admission",
-        &format!("--{}", var.to_lowercase().replace('_', "-")),
-        &value,
-        "--admin-token",
-        crate::support::ADMIN,
-        "--token-keys",
-        &stack.keys.token_spec,
-    ])
-    .unwrap();
-    let store =
-        admission::store::Store::connect(&config, admission::metrics::Metrics::new()).unwrap();
+    let store = store_on(&stack.redis, &stack.keys);
     let queue = admission::queue::Queue::new(store, "");
     let ev = admission::queue::EventId::parse("racy").unwrap();
     let settings = admission::queue::config::QueueConfig::default();
@@ -285,19 +291,7 @@ async fn a_stale_sold_out_decision_is_ignored() {
     let stack = Stack::standalone().await;
     let api = stack.api();
     api.configure("ev", json!({})).await;
-    let (var, value) = stack.redis.env();
-    let config = admission::Config::try_parse_from([
-        "admission",
-        &format!("--{}", var.to_lowercase().replace('_', "-")),
-        &value,
-        "--admin-token",
-        crate::support::ADMIN,
-        "--token-keys",
-        &stack.keys.token_spec,
-    ])
-    .unwrap();
-    let store =
-        admission::store::Store::connect(&config, admission::metrics::Metrics::new()).unwrap();
+    let store = store_on(&stack.redis, &stack.keys);
     let queue = admission::queue::Queue::new(store, "");
     let ev = admission::queue::EventId::parse("ev").unwrap();
     assert!(queue.auto_sold_out(&ev, true, 5).await.unwrap());
@@ -611,5 +605,90 @@ async fn a_confirm_never_waits_for_other_fans_holds() {
     assert_eq!(seats["main-A-1"], "reserved");
     for i in 2..8 {
         assert_eq!(seats[&format!("main-A-{i}")], "held", "main-A-{i}");
+    }
+}
+
+/// The seat map's cache (`booking::keys`): a map read before a change
+/// commits must not be stored as the fresh copy after that change deleted
+/// it (a fan would miss their own hold for the copy's TTL). The rebuild
+/// reads the version before its query and stores through `SEATS_PUT`,
+/// which compares it; every change runs `SEATS_CHANGED` after its commit.
+/// On one Redis and on a cluster (the keys share a slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_map_read_before_a_change_is_never_cached_as_fresh() {
+    use admission::booking::keys::{
+        seats_cache_key, seats_stale_key, seats_version_key, SEATS_CHANGED, SEATS_PUT,
+    };
+    let keys = keys();
+    for redis in [RedisEnv::standalone(), RedisEnv::cluster()] {
+        let store = store_on(&redis, &keys);
+        let ev = admission::queue::EventId::parse("ev").unwrap();
+        let [version, fresh, last] = [
+            seats_version_key("", &ev),
+            seats_cache_key("", &ev),
+            seats_stale_key("", &ev),
+        ];
+        let get = |key: String| {
+            let store = store.clone();
+            async move {
+                let mut cmd = redis::cmd("GET");
+                cmd.arg(&key);
+                match store.query("GET", &cmd).await.unwrap() {
+                    redis::Value::BulkString(b) => Some(b),
+                    _ => None,
+                }
+            }
+        };
+        let put = |before: Vec<u8>, map: &'static [u8]| {
+            let store = store.clone();
+            let keys = [version.clone(), fresh.clone(), last.clone()];
+            async move {
+                let args: [&[u8]; 4] = [&before, map, b"2000", b"30000"];
+                store.eval(&SEATS_PUT, &keys, &args).await.unwrap()
+            }
+        };
+        let changed = |with_last: bool| {
+            let store = store.clone();
+            let mut keys = vec![version.clone(), fresh.clone()];
+            if with_last {
+                keys.push(last.clone());
+            }
+            async move {
+                store
+                    .eval(&SEATS_CHANGED, &keys, &["86400000"])
+                    .await
+                    .unwrap();
+            }
+        };
+
+        // Read before any change (no version yet), a hold commits, then
+        // the map is stored: only as the last copy.
+        let before = get(version.clone()).await.unwrap_or_default();
+        changed(false).await;
+        assert_eq!(put(before, b"map-1").await, redis::Value::Int(0));
+        assert_eq!(get(fresh.clone()).await, None, "not served as fresh");
+        assert_eq!(get(last.clone()).await.as_deref(), Some(&b"map-1"[..]));
+
+        // Read after the change, nothing in between: stored as fresh.
+        let before = get(version.clone()).await.unwrap();
+        assert_eq!(before, b"1");
+        assert_eq!(put(before, b"map-2").await, redis::Value::Int(1));
+        assert_eq!(get(fresh.clone()).await.as_deref(), Some(&b"map-2"[..]));
+
+        // The next change deletes it; an event's change both copies; the
+        // version keeps a TTL.
+        let before = get(version.clone()).await.unwrap();
+        changed(false).await;
+        assert_eq!(get(fresh.clone()).await, None);
+        assert_eq!(put(before, b"map-3").await, redis::Value::Int(0));
+        changed(true).await;
+        assert_eq!(get(last.clone()).await, None);
+        assert_eq!(get(version.clone()).await.as_deref(), Some(&b"3"[..]));
+        let mut pttl = redis::cmd("PTTL");
+        pttl.arg(&version);
+        match store.query("PTTL", &pttl).await.unwrap() {
+            redis::Value::Int(ms) => assert!(ms > 86_000_000, "{ms}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
