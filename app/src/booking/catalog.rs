@@ -7,12 +7,10 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::ToSchema;
 
 use super::keys::{
-    event_cache_key, events_cache_key, seats_cache_key, seats_stale_key, seats_version_key,
-    SEATS_CHANGED, SEATS_PUT,
+    event_cache_key, event_version_key, events_cache_key, events_version_key, seats_cache_key,
+    seats_stale_key, seats_version_key,
 };
-use super::{
-    Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL, SEATS_STALE_TTL, SEATS_VERSION_TTL,
-};
+use super::{Booking, BookingError, EVENT_CACHE_TTL, SEATS_CACHE_TTL, SEATS_STALE_TTL};
 use crate::clock::{format_ms, parse_rfc3339_ms, MAX_STORABLE_MS, MIN_STORABLE_MS};
 use crate::queue::config::QueueConfig;
 use crate::queue::{EventId, QueueError};
@@ -400,13 +398,13 @@ macro_rules! event_select {
 
 impl Booking {
     /// Forgets every cached copy of an event (created, changed, removed):
-    /// the list, the event, and both seat maps (the version counted up).
+    /// the list, the event, and both seat maps (each version counted up).
     async fn event_changed(&self, event: &EventId) {
-        self.cache_forget(&[
-            events_cache_key(&self.prefix),
-            event_cache_key(&self.prefix, event),
-        ])
-        .await;
+        let p = &self.prefix;
+        self.cache_changed(events_version_key(p), &[events_cache_key(p)])
+            .await;
+        self.cache_changed(event_version_key(p, event), &[event_cache_key(p, event)])
+            .await;
         self.seat_maps_forget(event, true).await;
     }
 
@@ -596,9 +594,13 @@ impl Booking {
         {
             return Ok(v);
         }
+        let version = event_version_key(&self.prefix, event);
+        let before = self.cache_version(&version).await;
         let v = self.event_from(&self.db.reader, event).await?;
         if let Ok(text) = serde_json::to_string(&v) {
-            self.cache_put(&key, text.as_str(), EVENT_CACHE_TTL).await;
+            let fresh = (key, EVENT_CACHE_TTL);
+            self.cache_put_if(version, &before, text.as_bytes(), fresh, None)
+                .await;
         }
         Ok(v)
     }
@@ -613,6 +615,8 @@ impl Booking {
         {
             return Ok(v);
         }
+        let version = events_version_key(&self.prefix);
+        let before = self.cache_version(&version).await;
         let rows = sqlx::query(concat!(
             event_select!(),
             "ORDER BY e.starts_at, e.id LIMIT 1000"
@@ -625,7 +629,9 @@ impl Booking {
             .collect::<Result<Vec<_>, _>>()?;
         let v = EventList { events };
         if let Ok(text) = serde_json::to_string(&v) {
-            self.cache_put(&key, text.as_str(), EVENT_CACHE_TTL).await;
+            let fresh = (key, EVENT_CACHE_TTL);
+            self.cache_put_if(version, &before, text.as_bytes(), fresh, None)
+                .await;
         }
         Ok(v)
     }
@@ -665,18 +671,14 @@ impl Booking {
         }
         // The version before the read: a change that commits while the
         // map is read counts it up (after its commit), and the map is then
-        // not cached as fresh (`SEATS_PUT`).
+        // not cached as fresh.
         let version = seats_version_key(&self.prefix, event);
-        let before = self.cache_get_raw(&version).await.unwrap_or_default();
+        let before = self.cache_version(&version).await;
         let seats = self.seats_from(&self.db.reader, event).await?;
         let map = GzippedSeats::gzip(&serde_json::to_vec(&seats)?)?;
-        let keys = [version, key, seats_stale_key(&self.prefix, event)];
-        let fresh = SEATS_CACHE_TTL.as_millis().to_string();
-        let last = SEATS_STALE_TTL.as_millis().to_string();
-        let args: [&[u8]; 4] = [&before[..], &map.0[..], fresh.as_bytes(), last.as_bytes()];
-        if let Err(e) = self.queue.store().eval(&SEATS_PUT, &keys, &args).await {
-            tracing::debug!(error = %e, "could not cache a seat map");
-        }
+        let last = (seats_stale_key(&self.prefix, event), SEATS_STALE_TTL);
+        self.cache_put_if(version, &before, &map.0, (key, SEATS_CACHE_TTL), Some(last))
+            .await;
         Ok(map)
     }
 
@@ -739,20 +741,14 @@ impl Booking {
     }
 
     /// The fresh seat map (and with `last`, the one readers get while it
-    /// is rebuilt) deleted, the version counted up, in one round trip. A
-    /// failure only leaves a copy until its TTL.
+    /// is rebuilt) deleted, the version counted up.
     async fn seat_maps_forget(&self, event: &EventId, last: bool) {
-        let mut keys = vec![
-            seats_version_key(&self.prefix, event),
-            seats_cache_key(&self.prefix, event),
-        ];
+        let mut copies = vec![seats_cache_key(&self.prefix, event)];
         if last {
-            keys.push(seats_stale_key(&self.prefix, event));
+            copies.push(seats_stale_key(&self.prefix, event));
         }
-        let ttl = [SEATS_VERSION_TTL.as_millis().to_string()];
-        if let Err(e) = self.queue.store().eval(&SEATS_CHANGED, &keys, &ttl).await {
-            tracing::warn!(error = %e, "could not invalidate a cached seat map");
-        }
+        self.cache_changed(seats_version_key(&self.prefix, event), &copies)
+            .await;
     }
 }
 

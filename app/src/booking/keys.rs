@@ -31,18 +31,30 @@ pub fn seats_stale_key(prefix: &str, event: &EventId) -> String {
     format!("{prefix}bk:{{{}}}:seats:gz:last", event.as_str())
 }
 
-/// How many times the event's claims have changed (a counter, with a TTL
-/// renewed on every change): a rebuilt seat map is cached only if it did
-/// not move while the map was read (see [`SEATS_PUT`]).
+/// How many times the event's claims (or the event) have changed: a
+/// counter, its TTL renewed on every change. Each cached copy has one, so
+/// that a copy read before a change is not stored after it (see
+/// [`CACHE_PUT`]).
 pub fn seats_version_key(prefix: &str, event: &EventId) -> String {
     format!("{prefix}bk:{{{}}}:seats:ver", event.as_str())
 }
 
-/// After a change: KEYS[1] the version, counted up (its TTL ARGV[1] ms
-/// renewed); the other KEYS (the cached maps) deleted. One round trip.
-pub static SEATS_CHANGED: LazyLock<Script> = LazyLock::new(|| {
+/// The version of one event's JSON (changed by the event's own changes
+/// only: holds, which change it far more often, would keep it uncached).
+pub fn event_version_key(prefix: &str, event: &EventId) -> String {
+    format!("{prefix}bk:{{{}}}:event:ver", event.as_str())
+}
+
+/// The version of the list of events.
+pub fn events_version_key(prefix: &str) -> String {
+    format!("{prefix}bk:events:ver")
+}
+
+/// After a change has committed: KEYS[1] a version, counted up (its TTL
+/// ARGV[1] ms renewed); the other KEYS (the cached copies) deleted.
+pub static CACHE_CHANGED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "seats_changed",
+        "cache_changed",
         "redis.call('INCR', KEYS[1])\n\
          redis.call('PEXPIRE', KEYS[1], ARGV[1])\n\
          for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end\n\
@@ -51,17 +63,17 @@ pub static SEATS_CHANGED: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// After a rebuild: KEYS = version, fresh copy, last copy; ARGV = the
-/// version read before the map was (empty when there was none), the map,
-/// the fresh and the last copy's TTL in ms. The last copy is always
-/// stored (it is allowed to be stale); the fresh one only when no change
-/// came in between, else a map read just before a hold committed would
-/// be served as fresh after that hold deleted the copy. Returns 1 when the
-/// fresh copy was stored.
-pub static SEATS_PUT: LazyLock<Script> = LazyLock::new(|| {
+/// After a read: KEYS = the version, the fresh copy and optionally a last
+/// copy; ARGV = the version read before the database was (empty when there
+/// was none), the value, the fresh and the last copy's TTL in ms. The last
+/// copy is always stored (it is allowed to be stale); the fresh one only
+/// when no change came in between, else a copy read just before a hold
+/// committed would be served as fresh after that hold deleted it. Returns
+/// 1 when the fresh copy was stored.
+pub static CACHE_PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "seats_put",
-        "redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])\n\
+        "cache_put",
+        "if KEYS[3] then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end\n\
          if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end\n\
          redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n\
          return 1"

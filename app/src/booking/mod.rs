@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::queue::{EventId, Queue, QueueError};
 use crate::store::{reply, StoreError};
 use db::Database;
+use keys::{CACHE_CHANGED, CACHE_PUT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BookingError {
@@ -145,10 +146,10 @@ const SEATS_CACHE_TTL: Duration = Duration::from_secs(2);
 /// How long the last seat map built may answer readers while another
 /// rebuilds it (see `Booking::seats`).
 const SEATS_STALE_TTL: Duration = Duration::from_secs(30);
-/// How long a seat map's version outlives the event's last change: far
-/// longer than any rebuild, so a rebuild never sees it vanish (and if it
-/// did, the map would only go uncached).
-const SEATS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a cached copy's version outlives the last change: far longer
+/// than any read, so a read never sees it vanish (and if one did, its copy
+/// would only go uncached).
+const CACHE_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Booking {
     pub fn new(
@@ -236,24 +237,47 @@ impl Booking {
         }
     }
 
-    async fn cache_put(&self, key: &str, value: impl redis::ToRedisArgs, ttl: Duration) {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64);
-        let _ = self.queue.store().query("SET", &cmd).await;
+    /// A copy's version as it stands before the database is read (empty
+    /// when there is none yet), for [`Booking::cache_put_if`].
+    async fn cache_version(&self, version: &str) -> bytes::Bytes {
+        self.cache_get_raw(version).await.unwrap_or_default()
     }
 
-    /// Deletes cached copies after a change. A failure here only leaves a
-    /// copy until its (short) TTL runs out.
-    async fn cache_forget(&self, keys: &[String]) {
-        for key in keys {
-            let mut cmd = redis::cmd("DEL");
-            cmd.arg(key);
-            if let Err(e) = self.queue.store().query("DEL", &cmd).await {
-                tracing::warn!(error = %e, "could not invalidate a cached copy");
-            }
+    /// Stores `value` as `fresh` only if `version` still reads `before`
+    /// (no change came in since the read began: a copy read just before a
+    /// change committed is never cached after that change deleted it);
+    /// with `last`, also under that key whatever the version (a copy that
+    /// may be stale). One round trip; a failure only costs a later read.
+    async fn cache_put_if(
+        &self,
+        version: String,
+        before: &[u8],
+        value: &[u8],
+        fresh: (String, Duration),
+        last: Option<(String, Duration)>,
+    ) {
+        let fresh_ttl = fresh.1.as_millis().to_string();
+        let mut keys = vec![version, fresh.0];
+        let mut last_ttl = String::new();
+        if let Some((key, ttl)) = last {
+            keys.push(key);
+            last_ttl = ttl.as_millis().to_string();
+        }
+        let args: [&[u8]; 4] = [before, value, fresh_ttl.as_bytes(), last_ttl.as_bytes()];
+        if let Err(e) = self.queue.store().eval(&CACHE_PUT, &keys, &args).await {
+            tracing::debug!(error = %e, "could not cache a copy");
+        }
+    }
+
+    /// After a change has committed: `version` counted up and `copies`
+    /// deleted, in one round trip. A failure here only leaves a copy until
+    /// its (short) TTL runs out.
+    async fn cache_changed(&self, version: String, copies: &[String]) {
+        let mut keys = vec![version];
+        keys.extend_from_slice(copies);
+        let ttl = [CACHE_VERSION_TTL.as_millis().to_string()];
+        if let Err(e) = self.queue.store().eval(&CACHE_CHANGED, &keys, &ttl).await {
+            tracing::warn!(error = %e, "could not invalidate a cached copy");
         }
     }
 

@@ -608,16 +608,18 @@ async fn a_confirm_never_waits_for_other_fans_holds() {
     }
 }
 
-/// The seat map's cache (`booking::keys`): a map read before a change
+/// The booking caches (`booking::keys`): a copy read before a change
 /// commits must not be stored as the fresh copy after that change deleted
-/// it (a fan would miss their own hold for the copy's TTL). The rebuild
-/// reads the version before its query and stores through `SEATS_PUT`,
-/// which compares it; every change runs `SEATS_CHANGED` after its commit.
-/// On one Redis and on a cluster (the keys share a slot).
+/// it (a fan would miss their own hold for the seat map's TTL, everyone a
+/// changed event for 30 s). A read takes the version before its query and
+/// stores through `CACHE_PUT`, which compares it; every change runs
+/// `CACHE_CHANGED` after its commit. On one Redis and on a cluster (an
+/// event's keys share a slot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seat_map_read_before_a_change_is_never_cached_as_fresh() {
+async fn a_copy_read_before_a_change_is_never_cached_as_fresh() {
     use admission::booking::keys::{
-        seats_cache_key, seats_stale_key, seats_version_key, SEATS_CHANGED, SEATS_PUT,
+        event_cache_key, event_version_key, seats_cache_key, seats_stale_key, seats_version_key,
+        CACHE_CHANGED, CACHE_PUT,
     };
     let keys = keys();
     for redis in [RedisEnv::standalone(), RedisEnv::cluster()] {
@@ -644,7 +646,7 @@ async fn a_seat_map_read_before_a_change_is_never_cached_as_fresh() {
             let keys = [version.clone(), fresh.clone(), last.clone()];
             async move {
                 let args: [&[u8]; 4] = [&before, map, b"2000", b"30000"];
-                store.eval(&SEATS_PUT, &keys, &args).await.unwrap()
+                store.eval(&CACHE_PUT, &keys, &args).await.unwrap()
             }
         };
         let changed = |with_last: bool| {
@@ -655,7 +657,7 @@ async fn a_seat_map_read_before_a_change_is_never_cached_as_fresh() {
             }
             async move {
                 store
-                    .eval(&SEATS_CHANGED, &keys, &["86400000"])
+                    .eval(&CACHE_CHANGED, &keys, &["86400000"])
                     .await
                     .unwrap();
             }
@@ -690,5 +692,21 @@ async fn a_seat_map_read_before_a_change_is_never_cached_as_fresh() {
             redis::Value::Int(ms) => assert!(ms > 86_000_000, "{ms}"),
             other => panic!("{other:?}"),
         }
+
+        // A copy without a last copy (an event's JSON): the same rule.
+        let keys = [event_version_key("", &ev), event_cache_key("", &ev)];
+        let before = get(keys[0].clone()).await.unwrap_or_default();
+        store
+            .eval(&CACHE_CHANGED, &keys[..1], &["86400000"])
+            .await
+            .unwrap();
+        let args: [&[u8]; 4] = [&before, b"event-1", b"30000", b""];
+        let put = store.eval(&CACHE_PUT, &keys, &args).await.unwrap();
+        assert_eq!(put, redis::Value::Int(0));
+        assert_eq!(get(keys[1].clone()).await, None);
+        let args: [&[u8]; 4] = [b"1", b"event-2", b"30000", b""];
+        let put = store.eval(&CACHE_PUT, &keys, &args).await.unwrap();
+        assert_eq!(put, redis::Value::Int(1));
+        assert_eq!(get(keys[1].clone()).await.as_deref(), Some(&b"event-2"[..]));
     }
 }
