@@ -18,6 +18,21 @@ use tempfile::TempDir;
 
 use crate::support::*;
 
+/// `n` fans join, 32 at a time: enough to fill an outbox quickly, without
+/// a thousand requests at once on a test machine that runs other suites
+/// too (one of them once waited past the app's 1 s Redis deadline: 503).
+async fn join_many(api: &Api, event: &str, n: usize) -> Vec<StatusCode> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.join(event, &format!("fan-{i}")).await.status }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
 const HASH_KEY: &str = "test-event-hash-key-0123456789";
 
 /// The moto server and one stream on it, which the apps reach through a
@@ -409,11 +424,7 @@ async fn a_full_outbox_is_counted_and_never_blocks_a_join() {
     let app = AppProcess::spawn(&redis, &keys, "r-1", options).await;
     let api = app.api();
     api.configure("ev", json!({"capacity": 0})).await;
-    let joins = (0..1100).map(|i| {
-        let api = api.clone();
-        async move { api.join("ev", &format!("fan-{i}")).await.status }
-    });
-    for status in futures_util::future::join_all(joins).await {
+    for status in join_many(&api, "ev", 1100).await {
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let body = wait_ready_body(&api, Duration::from_secs(30), |b| {
@@ -606,11 +617,7 @@ async fn at_the_cap_the_shipped_history_goes_first() {
     let api = app.api();
     assert_eq!(ready(&api).await["dependencies"]["event_log"], "disabled");
     api.configure("ev", json!({"capacity": 0})).await;
-    let joins = (0..1500).map(|i| {
-        let api = api.clone();
-        async move { api.join("ev", &format!("fan-{i}")).await.status }
-    });
-    for status in futures_util::future::join_all(joins).await {
+    for status in join_many(&api, "ev", 1500).await {
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let length: u64 = redis
