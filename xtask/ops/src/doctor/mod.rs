@@ -466,7 +466,15 @@ mod tests {
         let at = Instant::now();
         let findings =
             check::run_all(&[CRASHES, HANGS, STEADY], ctx(), Duration::from_millis(300)).await;
-        assert!(at.elapsed() < Duration::from_secs(3));
+        // The hang was cut at its deadline, not waited out (an hour). Not a
+        // timing target: the crash's panic prints a backtrace (RUST_BACKTRACE
+        // is set in CI), whose symbols in this debug binary took over 3 s
+        // on a busy CI machine once.
+        assert!(
+            at.elapsed() < Duration::from_secs(120),
+            "{:?}",
+            at.elapsed()
+        );
         let statuses: Vec<_> = findings
             .iter()
             .map(|f| (f.code, f.outcome.status))
