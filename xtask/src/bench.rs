@@ -141,9 +141,11 @@ pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| "no VmRSS in /proc/<pid>/status".into())
 }
 
-/// Holds (and confirms) a second in the paced half of (d): well below what
-/// this machine can take, so that only what confirms make holds wait for
-/// (locks, connections) would move their latency.
+/// Holds (and confirms) a second in the paced half of (d): below what this
+/// machine can take, so that the holds do not queue. It is not idle,
+/// though (on two cores the CPU is about 40% busy for the holds alone),
+/// so anything run beside them, confirms or the control's holds, shows in
+/// their tail; docs/performance.md has the figures.
 const MIXED_PER_SECOND: u32 = 200;
 
 /// The paced fans of (d) in this many rounds of the three runs: a p99 of

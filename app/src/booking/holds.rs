@@ -749,22 +749,17 @@ impl Booking {
         // (A claim is only ever an active hold's, so with no other active
         // hold there is nothing to free.)
         if others == 1 {
-            sqlx::query(
+            for release in [
                 "DELETE FROM seat_claims WHERE event_id = ? AND ticket = ? AND hold_id IS NOT NULL AND hold_id <> ?",
-            )
-            .bind(event)
-            .bind(ticket)
-            .bind(hold_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
                 "UPDATE holds SET status = 'released' WHERE event_id = ? AND ticket = ? AND status = 'active' AND id <> ?",
-            )
-            .bind(event)
-            .bind(ticket)
-            .bind(hold_id)
-            .execute(&mut *tx)
-            .await?;
+            ] {
+                sqlx::query(release)
+                    .bind(event)
+                    .bind(ticket)
+                    .bind(hold_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         // Read inside the transaction: once it commits, the answer is ready
         // without another round trip that could fail.
