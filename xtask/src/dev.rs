@@ -61,15 +61,7 @@ impl LocalAws {
 /// Starts moto from the pinned venv (`cargo xtask deps` installs it) and
 /// creates the stream the app writes to.
 fn start_moto(root: &Path, dir: &Path) -> Result<LocalAws> {
-    let python = root.join("target/venv/moto/bin/python");
-    if !python.is_file() {
-        return Err(format!(
-            "{} is missing: install the pinned moto server with `cargo xtask deps`",
-            python.display()
-        )
-        .into());
-    }
-    let moto = Moto::start(&python, &dir.join("moto"))
+    let moto = Moto::start_pinned(root, &dir.join("moto"))
         .map_err(|e| format!("moto (the local Kinesis) did not start: {e}"))?;
     let addr: SocketAddr = format!("127.0.0.1:{}", moto.port).parse()?;
     kinesis::ensure_stream(addr, kinesis::STREAM, kinesis::SHARDS)?;

@@ -1,6 +1,6 @@
 //! A local moto server (an AWS API emulator), for applying Terraform without
-//! an AWS account. Python and moto come from the caller (xtask installs them
-//! pinned in a venv); this only runs `python -m moto.server` on a free
+//! an AWS account. Python and moto come from the caller, or from the venv
+//! where xtask installs them pinned ([`Moto::start_pinned`]); this only runs `python -m moto.server` on a free
 //! loopback port, waits until it answers HTTP, and kills it when dropped.
 
 use std::fs::File;
@@ -16,6 +16,10 @@ use crate::{free_port, http_request, Process};
 /// backend lazily, so the first start is the slow one).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where `cargo xtask deps` puts the pinned moto's Python, under the
+/// repository's root.
+const PINNED_PYTHON: &str = "target/venv/moto/bin/python";
+
 /// A running `moto.server`: in-memory state, gone when it stops.
 pub struct Moto {
     pub port: u16,
@@ -30,6 +34,23 @@ impl Moto {
     /// on a free port of 127.0.0.1, its log in `dir/moto.log`.
     pub fn start(python: &Path, dir: &Path) -> io::Result<Moto> {
         Self::start_with(python, dir, &[])
+    }
+
+    /// [`Moto::start`] with the pinned moto that `cargo xtask deps`
+    /// installs in the repository at `root` (`target/venv/moto`), or a
+    /// clear error saying so when it is missing.
+    pub fn start_pinned(root: &Path, dir: &Path) -> io::Result<Moto> {
+        let python = root.join(PINNED_PYTHON);
+        if !python.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} is missing: install the pinned moto server with `cargo xtask deps`",
+                    python.display()
+                ),
+            ));
+        }
+        Self::start(&python, dir)
     }
 
     /// [`Moto::start`] with extra environment variables for the server,
@@ -133,5 +154,21 @@ mod tests {
             "{err}"
         );
         assert!(at.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_missing_pinned_moto_says_how_to_install_it() {
+        let root = std::env::temp_dir().join(format!("devstack-no-venv-{}", std::process::id()));
+        let err = Moto::start_pinned(&root, &root.join("moto"))
+            .err()
+            .expect("no venv, no moto");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let text = err.to_string();
+        assert!(
+            text.contains("target/venv/moto/bin/python is missing")
+                && text.contains("cargo xtask deps"),
+            "{text}"
+        );
+        assert!(!root.exists(), "nothing is created before the check");
     }
 }

@@ -44,13 +44,7 @@ fn work_dir(name: &str) -> PathBuf {
 }
 
 fn start_moto(dir: &std::path::Path) -> Moto {
-    let python = root().join("target/venv/moto/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: install the pinned moto with `cargo xtask deps`",
-        python.display()
-    );
-    Moto::start(&python, &dir.join("moto")).expect("moto starts")
+    Moto::start_pinned(&root(), &dir.join("moto")).expect("moto starts")
 }
 
 fn kinesis(endpoint: &str) -> Client {

@@ -622,14 +622,8 @@ mod aws {
     }
 
     fn start_moto(dir: &Path) -> devstack::Moto {
-        let python =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/moto/bin/python");
-        assert!(
-            python.is_file(),
-            "{} is missing: install the pinned moto with `cargo xtask deps`",
-            python.display()
-        );
-        devstack::Moto::start(&python, &dir.join("moto")).expect("moto starts")
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        devstack::Moto::start_pinned(&root, &dir.join("moto")).expect("moto starts")
     }
 
     async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
@@ -1507,9 +1501,8 @@ mod kubernetes {
         let fake = devstack::FakeKube::start().expect("fake kube");
         let kubeconfig = dir.join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig, "admission").unwrap();
-        let python =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/moto/bin/python");
-        let moto = devstack::Moto::start(&python, &dir.join("moto")).expect("moto");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let moto = devstack::Moto::start_pinned(&root, &dir.join("moto")).expect("moto");
         let endpoint = moto.endpoint();
         let kc = kubeconfig.display().to_string();
         let run = || {

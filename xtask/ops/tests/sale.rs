@@ -350,13 +350,7 @@ async fn split_first_shard(client: &Client) {
 fn three_replicas_a_killed_one_and_faults_lose_nothing_and_keep_the_order() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = work_dir();
-    let python = root().join("target/venv/moto/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: install the pinned moto with `cargo xtask deps`",
-        python.display()
-    );
-    let moto = Moto::start(&python, &dir.join("moto")).expect("moto starts");
+    let moto = Moto::start_pinned(&root(), &dir.join("moto")).expect("moto starts");
     let direct = kinesis(&moto.endpoint());
     rt.block_on(
         direct

@@ -33,13 +33,7 @@ pub fn work_dir(name: &str) -> PathBuf {
 }
 
 pub fn start_moto(dir: &Path) -> Moto {
-    let python = root().join("target/venv/moto/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: install the pinned moto with `cargo xtask deps`",
-        python.display()
-    );
-    Moto::start(&python, &dir.join("moto")).expect("moto starts")
+    Moto::start_pinned(&root(), &dir.join("moto")).expect("moto starts")
 }
 
 /// An SDK configuration aimed at `endpoint` with test credentials.
