@@ -186,6 +186,33 @@ where
     }
 }
 
+/// One AWS call that failed: the service, the call and what AWS said
+/// (see [`describe`]), shared by every command's error type.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {call}: {message}")]
+pub struct CallError {
+    pub service: &'static str,
+    pub call: &'static str,
+    pub message: String,
+}
+
+impl CallError {
+    pub fn new<E>(
+        service: &'static str,
+        call: &'static str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        CallError {
+            service,
+            call,
+            message: describe(err),
+        }
+    }
+}
+
 /// Exponential backoff with jitter: the n-th wait is drawn from
 /// `[d/2, d]` with `d = min(cap, base * 2^n)`, so waiters spread out but
 /// each still waits.

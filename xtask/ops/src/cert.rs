@@ -14,6 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+
+use crate::aws::CallError;
 use serde::Serialize;
 
 /// The Load Balancer Controller's tags on what it creates.
@@ -22,28 +24,8 @@ pub const CONTROLLER_STACK_TAG: &str = "ingress.k8s.aws/stack";
 /// `cert check`'s default horizon.
 pub const DEFAULT_DAYS: i64 = 30;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    #[error("{service} {call}: {message}")]
-    Aws {
-        service: &'static str,
-        call: &'static str,
-        message: String,
-    },
-}
-
-fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    service: &'static str,
-    call: &'static str,
-    e: &aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
-) -> CertError {
-    let message = crate::aws::describe(e);
-    CertError::Aws {
-        service,
-        call,
-        message,
-    }
-}
+/// Every failure of the certificate calls is one AWS call's.
+pub type CertError = CallError;
 
 /// Who may change a listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -179,7 +161,7 @@ pub async fn listener_certificates(
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| aws_error("elbv2", "DescribeLoadBalancers", &e))?;
+            .map_err(|e| CallError::new("elbv2", "DescribeLoadBalancers", &e))?;
         balancers.extend(out.load_balancers().iter().cloned());
         marker = out.next_marker().map(str::to_string);
         if marker.is_none() {
@@ -199,7 +181,7 @@ pub async fn listener_certificates(
             .resource_arns(lb_arn)
             .send()
             .await
-            .map_err(|e| aws_error("elbv2", "DescribeTags", &e))?;
+            .map_err(|e| CallError::new("elbv2", "DescribeTags", &e))?;
         let tag = |key: &str| {
             tags.tag_descriptions()
                 .iter()
@@ -219,7 +201,7 @@ pub async fn listener_certificates(
             .load_balancer_arn(lb_arn)
             .send()
             .await
-            .map_err(|e| aws_error("elbv2", "DescribeListeners", &e))?;
+            .map_err(|e| CallError::new("elbv2", "DescribeListeners", &e))?;
         for listener in listeners.listeners() {
             if listener.protocol().map(|p| p.as_str()) != Some("HTTPS") {
                 continue;
@@ -232,7 +214,7 @@ pub async fn listener_certificates(
                 .listener_arn(listener_arn)
                 .send()
                 .await
-                .map_err(|e| aws_error("elbv2", "DescribeListenerCertificates", &e))?;
+                .map_err(|e| CallError::new("elbv2", "DescribeListenerCertificates", &e))?;
             // DescribeListenerCertificates lists every certificate with
             // IsDefault; DescribeListeners names the default one (kept in
             // case the former leaves it out).
@@ -283,7 +265,7 @@ pub async fn client_vpn_certificates(
             .set_next_token(token.clone())
             .send()
             .await
-            .map_err(|e| aws_error("ec2", "DescribeClientVpnEndpoints", &e))?;
+            .map_err(|e| CallError::new("ec2", "DescribeClientVpnEndpoints", &e))?;
         for endpoint in out.client_vpn_endpoints() {
             let id = endpoint
                 .client_vpn_endpoint_id()
@@ -332,7 +314,7 @@ pub async fn details(acm: &aws_sdk_acm::Client, arn: &str) -> Result<Option<Deta
             status: c.status().map(|s| s.as_str().to_string()),
         })),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(aws_error("acm", "DescribeCertificate", &e)),
+        Err(e) => Err(CallError::new("acm", "DescribeCertificate", &e)),
     }
 }
 
@@ -898,7 +880,7 @@ async fn import(acm: &aws_sdk_acm::Client, args: &RotateArgs) -> Result<String, 
     let out = call
         .send()
         .await
-        .map_err(|e| aws_error("acm", "ImportCertificate", &e))?;
+        .map_err(|e| CallError::new("acm", "ImportCertificate", &e))?;
     Ok(out.certificate_arn().unwrap_or_default().to_string())
 }
 
@@ -914,7 +896,7 @@ async fn request(
         .set_subject_alternative_names((!names.is_empty()).then(|| names.to_vec()))
         .send()
         .await
-        .map_err(|e| aws_error("acm", "RequestCertificate", &e))?;
+        .map_err(|e| CallError::new("acm", "RequestCertificate", &e))?;
     Ok(out.certificate_arn().unwrap_or_default().to_string())
 }
 
@@ -971,7 +953,7 @@ async fn apply_swap(
                 .certificates(cert(new_arn))
                 .send()
                 .await
-                .map_err(|e| aws_error("elbv2", "ModifyListener", &e))?;
+                .map_err(|e| CallError::new("elbv2", "ModifyListener", &e))?;
         }
         Swap::ReplaceListenerCertificate { listener_arn } => {
             elb.add_listener_certificates()
@@ -979,13 +961,13 @@ async fn apply_swap(
                 .certificates(cert(new_arn))
                 .send()
                 .await
-                .map_err(|e| aws_error("elbv2", "AddListenerCertificates", &e))?;
+                .map_err(|e| CallError::new("elbv2", "AddListenerCertificates", &e))?;
             elb.remove_listener_certificates()
                 .listener_arn(listener_arn)
                 .certificates(cert(old_arn))
                 .send()
                 .await
-                .map_err(|e| aws_error("elbv2", "RemoveListenerCertificates", &e))?;
+                .map_err(|e| CallError::new("elbv2", "RemoveListenerCertificates", &e))?;
         }
         Swap::ModifyClientVpnEndpoint { endpoint_id } => {
             ec2.modify_client_vpn_endpoint()
@@ -993,7 +975,7 @@ async fn apply_swap(
                 .server_certificate_arn(new_arn)
                 .send()
                 .await
-                .map_err(|e| aws_error("ec2", "ModifyClientVpnEndpoint", &e))?;
+                .map_err(|e| CallError::new("ec2", "ModifyClientVpnEndpoint", &e))?;
         }
         Swap::Manual { .. } => {}
     }

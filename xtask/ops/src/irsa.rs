@@ -20,6 +20,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
+
+use crate::aws::CallError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -737,29 +739,10 @@ pub enum CheckError {
     Aws(#[from] crate::aws::AwsError),
     #[error(transparent)]
     Irsa(#[from] IrsaError),
-    #[error("{service} {call}: {message}")]
-    Call {
-        service: &'static str,
-        call: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),
-}
-
-fn call_error<E>(
-    service: &'static str,
-    call: &'static str,
-    e: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>,
-) -> CheckError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    CheckError::Call {
-        service,
-        call,
-        message: crate::aws::describe(e),
-    }
 }
 
 pub async fn run(command: &Command) -> Result<crate::Verdict, CheckError> {
@@ -816,7 +799,7 @@ pub async fn run(command: &Command) -> Result<crate::Verdict, CheckError> {
             ));
             None
         }
-        Err(e) => return Err(call_error("eks", "DescribeCluster", &e)),
+        Err(e) => return Err(CallError::new("eks", "DescribeCluster", &e).into()),
     };
     let trust_target = issuer.map(|issuer| TrustTarget {
         issuer,
@@ -840,7 +823,7 @@ pub async fn run(command: &Command) -> Result<crate::Verdict, CheckError> {
                 format!("IAM has no OIDC provider for the cluster's issuer {}", t.issuer),
                 "create it (aws_iam_openid_connect_provider in terraform/modules/eks), then `terraform apply`",
             )),
-            Err(e) => return Err(call_error("iam", "GetOpenIDConnectProvider", &e)),
+            Err(e) => return Err(CallError::new("iam", "GetOpenIDConnectProvider", &e).into()),
         }
     }
 
@@ -868,7 +851,7 @@ pub async fn run(command: &Command) -> Result<crate::Verdict, CheckError> {
             ));
             None
         }
-        Err(e) => return Err(call_error("kinesis", "DescribeStreamSummary", &e)),
+        Err(e) => return Err(CallError::new("kinesis", "DescribeStreamSummary", &e).into()),
     };
 
     let name = role_name(&role_arn)

@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aws_sdk_eks::error::ProvideErrorMetadata;
+use crate::aws::CallError;
 
 use crate::environment::Environment;
 
@@ -37,28 +37,12 @@ pub enum PauseError {
     Aws(#[from] crate::aws::AwsError),
     #[error(transparent)]
     Confirm(#[from] crate::confirm::ConfirmError),
-    #[error("{service} {call}: {message}")]
-    Call {
-        service: &'static str,
-        call: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error("{0}")]
     Refused(String),
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),
-}
-
-fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    service: &'static str,
-    call: &'static str,
-    e: &aws_sdk_eks::error::SdkError<E, aws_sdk_eks::config::http::HttpResponse>,
-) -> PauseError {
-    PauseError::Call {
-        service,
-        call,
-        message: crate::aws::describe(e),
-    }
 }
 
 /// The monthly cost of what `pause` stops in `env`, from the cost table:
@@ -179,7 +163,7 @@ async fn node_groups(
         .name(cluster)
         .send()
         .await
-        .map_err(|e| call_error("eks", "DescribeCluster", &e))?;
+        .map_err(|e| CallError::new("eks", "DescribeCluster", &e))?;
     let described = described.cluster();
     let cluster_arn = described
         .and_then(|c| c.arn())
@@ -194,7 +178,7 @@ async fn node_groups(
         .cluster_name(cluster)
         .send()
         .await
-        .map_err(|e| call_error("eks", "ListNodegroups", &e))?;
+        .map_err(|e| CallError::new("eks", "ListNodegroups", &e))?;
     let mut groups = Vec::new();
     for name in list.nodegroups() {
         let out = eks
@@ -203,7 +187,7 @@ async fn node_groups(
             .nodegroup_name(name)
             .send()
             .await
-            .map_err(|e| call_error("eks", "DescribeNodegroup", &e))?;
+            .map_err(|e| CallError::new("eks", "DescribeNodegroup", &e))?;
         let Some(group) = out.nodegroup() else {
             continue;
         };
@@ -239,7 +223,7 @@ async fn scale(
         )
         .send()
         .await
-        .map_err(|e| call_error("eks", "UpdateNodegroupConfig", &e))?;
+        .map_err(|e| CallError::new("eks", "UpdateNodegroupConfig", &e))?;
     Ok(())
 }
 
@@ -250,11 +234,7 @@ async fn cluster_status(rds: &aws_sdk_rds::Client, id: &str) -> Result<String, P
         .db_cluster_identifier(id)
         .send()
         .await
-        .map_err(|e| PauseError::Call {
-            service: "rds",
-            call: "DescribeDBClusters",
-            message: crate::aws::describe(&e),
-        })?;
+        .map_err(|e| CallError::new("rds", "DescribeDBClusters", &e))?;
     Ok(out
         .db_clusters()
         .first()
@@ -353,7 +333,7 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                         .db_cluster_identifier(db)
                         .send()
                         .await
-                        .map_err(|e| PauseError::Call {
+                        .map_err(|e| CallError {
                             service: "rds",
                             call: "StopDBCluster",
                             message: crate::aws::explain(&e),
@@ -369,7 +349,7 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                         .tags(sizes_tag(&g.name), g.sizes.tag())
                         .send()
                         .await
-                        .map_err(|e| call_error("eks", "TagResource", &e))?;
+                        .map_err(|e| CallError::new("eks", "TagResource", &e))?;
                     scale(
                         &eks,
                         &env.kubernetes.cluster,
@@ -389,7 +369,7 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                         .db_cluster_identifier(db)
                         .send()
                         .await
-                        .map_err(|e| PauseError::Call {
+                        .map_err(|e| CallError {
                             service: "rds",
                             call: "StartDBCluster",
                             message: crate::aws::explain(&e),
@@ -403,7 +383,7 @@ pub async fn run(args: &Args, direction: Direction) -> Result<crate::Verdict, Pa
                         .tag_keys(sizes_tag(&g.name))
                         .send()
                         .await
-                        .map_err(|e| call_error("eks", "UntagResource", &e))?;
+                        .map_err(|e| CallError::new("eks", "UntagResource", &e))?;
                 }
             }
         }

@@ -26,6 +26,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
+
+use crate::aws::CallError;
 use serde::Serialize;
 
 use crate::environment::Environment;
@@ -50,28 +52,12 @@ pub enum PrewarmError {
     Values(#[from] values::ValuesError),
     #[error(transparent)]
     Confirm(#[from] crate::confirm::ConfirmError),
-    #[error("{service} {call}: {message}")]
-    Call {
-        service: &'static str,
-        call: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error("{0}")]
     Refused(String),
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),
-}
-
-fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    service: &'static str,
-    call: &'static str,
-    e: &aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
-) -> PrewarmError {
-    PrewarmError::Call {
-        service,
-        call,
-        message: crate::aws::describe(e),
-    }
 }
 
 /// What a prewarm tag says.
@@ -242,13 +228,6 @@ struct Clients {
     rds: aws_sdk_rds::Client,
 }
 
-fn cache_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    call: &'static str,
-    e: &aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
-) -> PrewarmError {
-    call_error("elasticache", call, e)
-}
-
 /// The cache's ARN and its current ECPU/s limits (minimum, maximum).
 async fn cache_limits(
     c: &Clients,
@@ -264,7 +243,7 @@ async fn cache_limits(
             Some("ServerlessCacheNotFoundFault") => {
                 PrewarmError::Refused(format!("no ElastiCache Serverless cache {name}"))
             }
-            _ => cache_error("DescribeServerlessCaches", &e),
+            _ => CallError::new("elasticache", "DescribeServerlessCaches", &e).into(),
         })?;
     let cache = out
         .serverless_caches()
@@ -299,7 +278,7 @@ async fn set_cache_minimum(
         )
         .send()
         .await
-        .map_err(|e| cache_error("ModifyServerlessCache", &e))?;
+        .map_err(|e| CallError::new("elasticache", "ModifyServerlessCache", &e))?;
     Ok(())
 }
 
@@ -310,7 +289,7 @@ async fn cache_tag(c: &Clients, arn: &str) -> Result<Option<Record>, PrewarmErro
         .resource_name(arn)
         .send()
         .await
-        .map_err(|e| cache_error("ListTagsForResource", &e))?;
+        .map_err(|e| CallError::new("elasticache", "ListTagsForResource", &e))?;
     Ok(out
         .tag_list()
         .iter()
@@ -327,7 +306,7 @@ async fn stream_state(c: &Clients, name: &str) -> Result<(bool, i32, i32), Prewa
         .stream_name(name)
         .send()
         .await
-        .map_err(|e| call_error("kinesis", "DescribeStreamSummary", &e))?;
+        .map_err(|e| CallError::new("kinesis", "DescribeStreamSummary", &e))?;
     let s = out
         .stream_description_summary()
         .ok_or_else(|| PrewarmError::Refused(format!("no Kinesis stream {name}")))?;
@@ -349,7 +328,7 @@ async fn wait_stream_active(c: &Clients, name: &str) -> Result<(), PrewarmError>
             .stream_name(name)
             .send()
             .await
-            .map_err(|e| call_error("kinesis", "DescribeStreamSummary", &e))?;
+            .map_err(|e| CallError::new("kinesis", "DescribeStreamSummary", &e))?;
         if out
             .stream_description_summary()
             .is_some_and(|s| s.stream_status().as_str() == "ACTIVE")
@@ -387,7 +366,7 @@ async fn set_shards(
             .scaling_type(ScalingType::UniformScaling)
             .send()
             .await
-            .map_err(|e| call_error("kinesis", "UpdateShardCount", &e))?;
+            .map_err(|e| CallError::new("kinesis", "UpdateShardCount", &e))?;
         wait_stream_active(c, name).await?;
         current = next;
     }
@@ -401,7 +380,7 @@ async fn stream_tag(c: &Clients, name: &str) -> Result<Option<Record>, PrewarmEr
         .stream_name(name)
         .send()
         .await
-        .map_err(|e| call_error("kinesis", "ListTagsForStream", &e))?;
+        .map_err(|e| CallError::new("kinesis", "ListTagsForStream", &e))?;
     Ok(out
         .tags()
         .iter()
@@ -423,7 +402,7 @@ async fn readers(c: &Clients, cluster: &str) -> Result<(i32, i32), PrewarmError>
         .scalable_dimension(ScalableDimension::from(READERS))
         .send()
         .await
-        .map_err(|e| call_error("application-autoscaling", "DescribeScalableTargets", &e))?;
+        .map_err(|e| CallError::new("application-autoscaling", "DescribeScalableTargets", &e))?;
     let target = out.scalable_targets().first().ok_or_else(|| {
         PrewarmError::Refused(format!(
             "Aurora cluster {cluster} has no reader auto scaling target (terraform/modules/aurora)"
@@ -443,7 +422,7 @@ async fn set_readers(c: &Clients, cluster: &str, min: i32, max: i32) -> Result<(
         .max_capacity(max.max(min))
         .send()
         .await
-        .map_err(|e| call_error("application-autoscaling", "RegisterScalableTarget", &e))?;
+        .map_err(|e| CallError::new("application-autoscaling", "RegisterScalableTarget", &e))?;
     Ok(())
 }
 
@@ -461,7 +440,7 @@ async fn cluster_arn_and_tag(
             Some("DBClusterNotFoundFault") => {
                 PrewarmError::Refused(format!("no Aurora cluster {cluster}"))
             }
-            _ => call_error("rds", "DescribeDBClusters", &e),
+            _ => CallError::new("rds", "DescribeDBClusters", &e).into(),
         })?;
     let db = out
         .db_clusters()
@@ -617,7 +596,7 @@ async fn raise(
                 )
                 .send()
                 .await
-                .map_err(|e| cache_error("AddTagsToResource", &e))?;
+                .map_err(|e| CallError::new("elasticache", "AddTagsToResource", &e))?;
             set_cache_minimum(c, name, Some(min), max.map(|m| m.max(min))).await?;
         }
     }
@@ -655,7 +634,7 @@ async fn raise(
                 .tags(TAG, record.tag())
                 .send()
                 .await
-                .map_err(|e| call_error("kinesis", "AddTagsToStream", &e))?;
+                .map_err(|e| CallError::new("kinesis", "AddTagsToStream", &e))?;
             if what == "shards" {
                 set_shards(c, stream, from, to, progress).await?;
             } else {
@@ -665,7 +644,7 @@ async fn raise(
                     .warm_throughput_mibps(to)
                     .send()
                     .await
-                    .map_err(|e| call_error("kinesis", "UpdateStreamWarmThroughput", &e))?;
+                    .map_err(|e| CallError::new("kinesis", "UpdateStreamWarmThroughput", &e))?;
             }
         }
     }
@@ -694,7 +673,7 @@ async fn raise(
                 )
                 .send()
                 .await
-                .map_err(|e| call_error("rds", "AddTagsToResource", &e))?;
+                .map_err(|e| CallError::new("rds", "AddTagsToResource", &e))?;
             set_readers(c, cluster, min, max).await?;
         }
     }
@@ -757,7 +736,7 @@ async fn undo(
                         .tag_keys(TAG)
                         .send()
                         .await
-                        .map_err(|e| cache_error("RemoveTagsFromResource", &e))?;
+                        .map_err(|e| CallError::new("elasticache", "RemoveTagsFromResource", &e))?;
                 }
             }
         }
@@ -786,7 +765,7 @@ async fn undo(
                     .warm_throughput_mibps(record.previous as i32)
                     .send()
                     .await
-                    .map_err(|e| call_error("kinesis", "UpdateStreamWarmThroughput", &e))?;
+                    .map_err(|e| CallError::new("kinesis", "UpdateStreamWarmThroughput", &e))?;
             } else {
                 set_shards(c, stream, shards, record.previous as i32, progress).await?;
             }
@@ -796,7 +775,7 @@ async fn undo(
                 .tag_keys(TAG)
                 .send()
                 .await
-                .map_err(|e| call_error("kinesis", "RemoveTagsFromStream", &e))?;
+                .map_err(|e| CallError::new("kinesis", "RemoveTagsFromStream", &e))?;
         }
     }
     // Aurora's readers.
@@ -824,7 +803,7 @@ async fn undo(
                 .tag_keys(TAG)
                 .send()
                 .await
-                .map_err(|e| call_error("rds", "RemoveTagsFromResource", &e))?;
+                .map_err(|e| CallError::new("rds", "RemoveTagsFromResource", &e))?;
         }
     }
     // The HPA: the last prewarm commit's trailer, unless undone since.
