@@ -1,7 +1,8 @@
 //! A local moto server (an AWS API emulator), for applying Terraform without
 //! an AWS account. Python and moto come from the caller, or from the venv
-//! where xtask installs them pinned ([`Moto::start_pinned`]); this only runs `python -m moto.server` on a free
-//! loopback port, waits until it answers HTTP, and kills it when dropped.
+//! where xtask installs them pinned ([`Moto::start_pinned`]); this only
+//! runs `python -m moto.server` on a free loopback port, waits until it
+//! answers HTTP, and kills it when dropped.
 
 use std::fs::File;
 use std::io;
