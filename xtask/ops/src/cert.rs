@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use serde::Serialize;
 
 use crate::aws::CallError;
-use serde::Serialize;
 
 /// The Load Balancer Controller's tags on what it creates.
 pub const CONTROLLER_CLUSTER_TAG: &str = "elbv2.k8s.aws/cluster";

@@ -20,11 +20,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
-
-use crate::aws::CallError;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::aws::CallError;
 use crate::finding::Finding;
 use crate::kube::PodIdentity;
 

@@ -17,7 +17,6 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::aws::CallError;
-
 use crate::environment::Environment;
 
 /// The prefix of the EKS cluster's tag per paused node group (`/<group>`

@@ -26,10 +26,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
-
-use crate::aws::CallError;
 use serde::Serialize;
 
+use crate::aws::CallError;
 use crate::environment::Environment;
 use crate::git::Git;
 use crate::values::{self, Scalar};

@@ -62,6 +62,12 @@ fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The repository's pinned moto, its state under `dir`.
+fn start_moto(dir: &Path) -> devstack::Moto {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    devstack::Moto::start_pinned(&root, &dir.join("moto")).expect("moto starts")
+}
+
 /// The settings doctor falls back to: none from this machine leak in.
 const FALLBACKS: &[&str] = &[
     "DATABASE_URL",
@@ -619,11 +625,6 @@ mod aws {
             }]
         })
         .to_string()
-    }
-
-    fn start_moto(dir: &Path) -> devstack::Moto {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        devstack::Moto::start_pinned(&root, &dir.join("moto")).expect("moto starts")
     }
 
     async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
@@ -1501,8 +1502,7 @@ mod kubernetes {
         let fake = devstack::FakeKube::start().expect("fake kube");
         let kubeconfig = dir.join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig, "admission").unwrap();
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let moto = devstack::Moto::start_pinned(&root, &dir.join("moto")).expect("moto");
+        let moto = start_moto(&dir);
         let endpoint = moto.endpoint();
         let kc = kubeconfig.display().to_string();
         let run = || {
